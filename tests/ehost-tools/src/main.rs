@@ -1,0 +1,2 @@
+//! `cmtool`: skeleton.
+fn main() {}
