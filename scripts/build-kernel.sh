@@ -4,13 +4,15 @@
 # and the committed Kconfig fragment.
 #
 # The build is cached in $CRITMEM_CACHE/kernel/<key>, where the key hashes
-# the kernel package version, the fragment, this script and the rustc
-# version. A run with nothing changed only prints the path.
+# the kernel package version, the fragment, the compilers' versions and
+# KERNEL_RECIPE. A run with nothing changed only prints the path.
 #
 # Prints the build directory (KDIR) on stdout.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 FRAGMENT=$CRITMEM_ROOT/scripts/kernel/test-kernel.config
+# Bump when this script changes how the kernel is built.
+KERNEL_RECIPE=1
 
 kernel_key() {
     {
@@ -18,7 +20,8 @@ kernel_key() {
         rustc --version
         bindgen --version 2>/dev/null || true
         gcc --version | head -1
-        cat "$FRAGMENT" "${BASH_SOURCE[0]}"
+        echo "recipe $KERNEL_RECIPE"
+        cat "$FRAGMENT"
     } | sha256sum | cut -c1-16
 }
 
@@ -81,7 +84,7 @@ main() {
         fi
     done <"$FRAGMENT"
     "${mk[@]}" rustavailable >/dev/null || die "make rustavailable failed"
-    with_progress "kernel build (bzImage modules_prepare)" 300 \
+    with_progress "kernel build (bzImage modules_prepare)" 360 \
         "${mk[@]}" -j"$(nproc)" bzImage modules_prepare
     # `make modules` writes Module.symvers, which out-of-tree Rust modules
     # need to resolve the kernel crate's symbols at modpost.

@@ -1,0 +1,53 @@
+# shellcheck shell=sh
+# Helpers for emulated-host scenarios. Sourced first by every scenario:
+#     . /lib/critmem/testlib.sh
+# A scenario passes when it exits 0; `fail` ends it with a message.
+
+set -u
+
+CRITMEM_KO=/lib/critmem/critmem.ko
+GUEST_KERNEL=/guest/bzImage
+GUEST_INITRAMFS=/guest/initramfs.cpio.gz
+
+fail() {
+    echo "FAIL: $*"
+    exit 1
+}
+
+note() { echo "note: $*"; }
+
+ok() { echo "ok: $*"; }
+
+# assert_eq ACTUAL EXPECTED WHAT
+assert_eq() {
+    [ "$1" = "$2" ] || fail "$3: got '$1', expected '$2'"
+    ok "$3 = $1"
+}
+
+# assert_match TEXT EXTENDED-REGEX WHAT
+assert_match() {
+    printf '%s\n' "$1" | grep -qE -- "$2" || fail "$3: '$1' does not match /$2/"
+    ok "$3"
+}
+
+# assert_no_match TEXT EXTENDED-REGEX WHAT
+assert_no_match() {
+    if printf '%s\n' "$1" | grep -qE -- "$2"; then
+        fail "$3: '$1' matches /$2/"
+    fi
+    ok "$3"
+}
+
+# critmem_load [module params...]: insmod critmem.ko, failing the scenario
+# with the kernel's messages when it refuses.
+critmem_load() {
+    insmod "$CRITMEM_KO" "$@" || fail "insmod critmem.ko $*: $(dmesg | grep critmem | tail -n 3)"
+}
+
+# critmem_key KEY: the value of KEY in /proc/critmem.
+critmem_key() {
+    sed -n "s/^$1=//p" /proc/critmem | head -n 1
+}
+
+# hex VALUE: prints VALUE (decimal or 0x-hex) as 0x-hex.
+hex() { printf '0x%x' "$(($1))"; }

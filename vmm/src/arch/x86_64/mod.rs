@@ -1,0 +1,11 @@
+//! x86_64 boot support: the guest memory map, the boot-time CPU state
+//! (registers, GDT, page tables, MSRs, LAPIC), CPUID filtering, the e820 map,
+//! the Linux zero page and the MP table.
+
+pub mod bootparams;
+pub mod cpuid;
+pub mod e820;
+pub mod gdt;
+pub mod layout;
+pub mod mptable;
+pub mod regs;

@@ -1,0 +1,276 @@
+//! The VM configuration: what the command line asks for, validated.
+//!
+//! The CLI (`main.rs`) only parses arguments into a [`VmConfig`]; every rule
+//! about what makes a valid VM lives here so it is unit-tested and shared.
+
+use std::path::PathBuf;
+
+use crate::arch::x86_64::layout;
+
+/// Default guest kernel command line, used when `--cmdline` is not given.
+///
+/// `reboot=k` makes the guest reboot through the i8042 reset line, which ends
+/// the VM with exit code 0; `panic=-1` turns a guest panic into an immediate
+/// reboot instead of a hang.
+pub const DEFAULT_CMDLINE: &str = "console=ttyS0 reboot=k panic=-1";
+
+/// Default guest memory size: 512 MiB.
+pub const DEFAULT_MEMORY: u64 = 512 << 20;
+
+/// Largest vCPU count: the MP table gives each vCPU an 8-bit APIC ID and the
+/// I/O APIC takes the ID after the last vCPU, so IDs 0..=254 are usable.
+pub const MAX_CPUS: u32 = 254;
+
+/// Errors of configuration parsing and validation.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    /// A size string is empty, not a number, or has an unknown suffix.
+    #[error("invalid size '{0}': expected a number with an optional K, M, G or T suffix (e.g. 512M, 2G)")]
+    InvalidSize(String),
+    /// A size string overflows 64 bits.
+    #[error("size '{0}' is too large")]
+    SizeOverflow(String),
+    /// `--memory 0`.
+    #[error("--memory must be greater than 0")]
+    ZeroMemory,
+    /// Less memory than the guest needs to boot.
+    #[error("--memory {0} is too small: at least {min} MiB are needed", min = layout::MIN_MEMORY >> 20)]
+    MemoryTooSmall(String),
+    /// Memory that is not a whole number of 4 KiB pages.
+    #[error("--memory {0} is not a multiple of 4 KiB")]
+    MemoryNotPageAligned(String),
+    /// More guest memory than the host has RAM.
+    #[error("--memory {requested} is bigger than the host's RAM ({host})")]
+    MemoryExceedsHost {
+        /// The requested size, human-readable.
+        requested: String,
+        /// The host's total RAM, human-readable.
+        host: String,
+    },
+    /// More memory than the guest-physical layout supports.
+    #[error("--memory {0} exceeds the supported maximum of {max} GiB", max = layout::MAX_MEMORY >> 30)]
+    MemoryTooLarge(String),
+    /// `--cpus 0`.
+    #[error("--cpus must be at least 1")]
+    ZeroCpus,
+    /// More vCPUs than the MP table (or KVM) supports.
+    #[error("--cpus {requested} exceeds the maximum of {max}")]
+    TooManyCpus {
+        /// The requested vCPU count.
+        requested: u32,
+        /// The maximum allowed.
+        max: u32,
+    },
+}
+
+/// A validated VM configuration.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VmConfig {
+    /// Guest kernel: bzImage or ELF vmlinux.
+    pub kernel: PathBuf,
+    /// Optional initramfs loaded next to the kernel.
+    pub initramfs: Option<PathBuf>,
+    /// Guest kernel command line.
+    pub cmdline: String,
+    /// Guest RAM in bytes.
+    pub memory: u64,
+    /// Number of vCPUs.
+    pub cpus: u32,
+    /// Back guest RAM with a critmem slice instead of anonymous memory.
+    pub critical_mem: bool,
+    /// The critmem device to allocate from.
+    pub critmem_device: PathBuf,
+    /// VM name, used in log lines.
+    pub name: String,
+    /// Print KVM statistics periodically and in full at exit.
+    pub stats: bool,
+}
+
+impl VmConfig {
+    /// A configuration with defaults for everything but the kernel.
+    pub fn new(kernel: impl Into<PathBuf>) -> Self {
+        VmConfig {
+            kernel: kernel.into(),
+            initramfs: None,
+            cmdline: DEFAULT_CMDLINE.to_string(),
+            memory: DEFAULT_MEMORY,
+            cpus: 1,
+            critical_mem: false,
+            critmem_device: PathBuf::from(critmem_abi::DEVICE_PATH),
+            name: "vm".to_string(),
+            stats: false,
+        }
+    }
+
+    /// Checks the rules that need no host information.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let mem = format_size(self.memory);
+        if self.memory == 0 {
+            return Err(ConfigError::ZeroMemory);
+        }
+        if self.memory < layout::MIN_MEMORY {
+            return Err(ConfigError::MemoryTooSmall(mem));
+        }
+        if self.memory % 4096 != 0 {
+            return Err(ConfigError::MemoryNotPageAligned(mem));
+        }
+        if self.memory > layout::MAX_MEMORY {
+            return Err(ConfigError::MemoryTooLarge(mem));
+        }
+        if self.cpus == 0 {
+            return Err(ConfigError::ZeroCpus);
+        }
+        if self.cpus > MAX_CPUS {
+            return Err(ConfigError::TooManyCpus {
+                requested: self.cpus,
+                max: MAX_CPUS,
+            });
+        }
+        Ok(())
+    }
+
+    /// Checks the memory size against the host's total RAM in bytes.
+    pub fn validate_host_memory(&self, host_total: u64) -> Result<(), ConfigError> {
+        if self.memory > host_total {
+            return Err(ConfigError::MemoryExceedsHost {
+                requested: format_size(self.memory),
+                host: format_size(host_total),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Parses a size such as `4096`, `64K`, `512M`, `2G`, `1T` (binary units,
+/// case-insensitive, an optional trailing `B` or `iB` accepted).
+pub fn parse_size(s: &str) -> Result<u64, ConfigError> {
+    let t = s.trim();
+    let upper = t.to_ascii_uppercase();
+    let body = upper
+        .strip_suffix("IB")
+        .or_else(|| upper.strip_suffix('B'))
+        .unwrap_or(&upper);
+    let (digits, shift) = match body.chars().last() {
+        Some('K') => (&body[..body.len() - 1], 10),
+        Some('M') => (&body[..body.len() - 1], 20),
+        Some('G') => (&body[..body.len() - 1], 30),
+        Some('T') => (&body[..body.len() - 1], 40),
+        _ => (body, 0),
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(ConfigError::InvalidSize(s.to_string()));
+    }
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| ConfigError::SizeOverflow(s.to_string()))?;
+    n.checked_mul(1u64 << shift)
+        .ok_or_else(|| ConfigError::SizeOverflow(s.to_string()))
+}
+
+/// Formats a byte count in the largest binary unit that divides it exactly
+/// (`2G`, `1536M`, `4K`, `123`).
+pub fn format_size(bytes: u64) -> String {
+    for (shift, unit) in [(40, "T"), (30, "G"), (20, "M"), (10, "K")] {
+        if bytes != 0 && bytes % (1u64 << shift) == 0 {
+            return format!("{}{}", bytes >> shift, unit);
+        }
+    }
+    format!("{bytes}")
+}
+
+/// Total host RAM in bytes, from `MemTotal` in `/proc/meminfo`.
+pub fn host_memory_total() -> std::io::Result<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo")?;
+    parse_meminfo_total(&text).ok_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "no MemTotal line in /proc/meminfo",
+        )
+    })
+}
+
+fn parse_meminfo_total(text: &str) -> Option<u64> {
+    let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse_with_suffixes() {
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert_eq!(parse_size("64K"), Ok(64 << 10));
+        assert_eq!(parse_size("512M"), Ok(512 << 20));
+        assert_eq!(parse_size("512m"), Ok(512 << 20));
+        assert_eq!(parse_size("2G"), Ok(2 << 30));
+        assert_eq!(parse_size("2GiB"), Ok(2 << 30));
+        assert_eq!(parse_size("1GB"), Ok(1 << 30));
+        assert_eq!(parse_size("1T"), Ok(1 << 40));
+        assert_eq!(parse_size("0"), Ok(0));
+    }
+
+    #[test]
+    fn bad_sizes_are_rejected() {
+        for s in ["", "M", "12Q", "-1G", "1.5G", "0x100"] {
+            assert!(
+                matches!(parse_size(s), Err(ConfigError::InvalidSize(_))),
+                "{s}"
+            );
+        }
+        assert!(matches!(
+            parse_size("99999999999999999999"),
+            Err(ConfigError::SizeOverflow(_))
+        ));
+        assert!(matches!(
+            parse_size("17179869184G"),
+            Err(ConfigError::SizeOverflow(_))
+        ));
+    }
+
+    #[test]
+    fn sizes_format_in_the_largest_exact_unit() {
+        assert_eq!(format_size(2 << 30), "2G");
+        assert_eq!(format_size(1536 << 20), "1536M");
+        assert_eq!(format_size(4096), "4K");
+        assert_eq!(format_size(100), "100");
+        assert_eq!(format_size(0), "0");
+    }
+
+    #[test]
+    fn validation_rules() {
+        let mut c = VmConfig::new("/k");
+        assert_eq!(c.validate(), Ok(()));
+        c.memory = 0;
+        assert_eq!(c.validate(), Err(ConfigError::ZeroMemory));
+        c.memory = 1 << 20;
+        assert!(matches!(c.validate(), Err(ConfigError::MemoryTooSmall(_))));
+        c.memory = (512 << 20) + 1;
+        assert!(matches!(
+            c.validate(),
+            Err(ConfigError::MemoryNotPageAligned(_))
+        ));
+        c.memory = 512 << 20;
+        c.cpus = 0;
+        assert_eq!(c.validate(), Err(ConfigError::ZeroCpus));
+        c.cpus = 255;
+        assert!(matches!(c.validate(), Err(ConfigError::TooManyCpus { .. })));
+        c.cpus = 32;
+        assert_eq!(c.validate(), Ok(()));
+        assert_eq!(c.validate_host_memory(1 << 30), Ok(()));
+        c.memory = 2 << 30;
+        assert_eq!(
+            c.validate_host_memory(1 << 30).unwrap_err().to_string(),
+            "--memory 2G is bigger than the host's RAM (1G)"
+        );
+    }
+
+    #[test]
+    fn meminfo_total_is_parsed() {
+        let text = "MemTotal:        2030000 kB\nMemFree:  10 kB\n";
+        assert_eq!(parse_meminfo_total(text), Some(2030000 * 1024));
+        assert_eq!(parse_meminfo_total("MemFree: 1 kB"), None);
+    }
+}
