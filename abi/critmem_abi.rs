@@ -135,6 +135,21 @@ pub mod map_keys {
     /// Number of live slices, decimal.
     pub const SLICES: &str = "slices";
     /// One line per live slice:
-    /// `slice=id=<n> start=<hex> end_inclusive=<hex> size=<dec> pid=<n> state=<word>`.
+    /// `slice=id=<n> start=<hex> end_inclusive=<hex> size=<dec> pid=<n> state=<word>`,
+    /// where `<word>` is one of [`SLICE_STATE_ZEROING`], [`SLICE_STATE_ALLOCATED`] or
+    /// [`SLICE_STATE_MAPPED`].
     pub const SLICE: &str = "slice";
+
+    /// Value of [`SOURCE`] for a `reserve_mem=<size>:<align>:critmem` pool.
+    pub const SOURCE_RESERVE_MEM: &str = "reserve_mem";
+    /// Value of [`SOURCE`] for a `memmap=<size>$<base>` pool.
+    pub const SOURCE_MEMMAP: &str = "memmap";
+
+    /// Slice state: taken from the pool, its unzeroed parts are being zeroed
+    /// before the ALLOC (or first mmap) that asked for it returns.
+    pub const SLICE_STATE_ZEROING: &str = "zeroing";
+    /// Slice state: owned by an open file, not mapped.
+    pub const SLICE_STATE_ALLOCATED: &str = "allocated";
+    /// Slice state: mapped by at least one mapping.
+    pub const SLICE_STATE_MAPPED: &str = "mapped";
 }

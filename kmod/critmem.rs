@@ -1,15 +1,30 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! critmem: gives critical virtual machines memory of their own.
+//! critmem: gives critical virtual machines contiguous physical memory of
+//! their own.
 //!
-//! At boot the kernel reserves a contiguous physical range with
-//! `reserve_mem=<size>:<align>:critmem`. This module finds that range.
+//! At boot the kernel reserves a contiguous physical range, either with
+//! `reserve_mem=<size>:<align>:critmem` or with `memmap=<size>$<base>` (then
+//! the module parameters `critmem.base=`/`critmem.size=` name it). This
+//! module claims that range as the pool, publishes it in `/proc/critmem` and
+//! `/proc/iomem`, and hands out exclusive, zeroed slices of it through
+//! `/dev/critmem`, mapped with 1 GiB / 2 MiB pages where alignment allows.
+//!
+//! See `kmod/README.md` for the user-visible formats and policies.
 
 use kernel::prelude::*;
 
 #[path = "../abi/critmem_abi.rs"]
-#[allow(dead_code)]
+#[allow(dead_code, unreachable_pub)]
 mod abi;
+mod caps;
+mod device;
+mod freemap;
+mod iomem;
+mod pool;
+mod procfs;
+mod slice;
+mod vma;
 
 module! {
     type: Critmem,
@@ -17,40 +32,60 @@ module! {
     authors: ["critmem developers"],
     description: "Boot-time reserved memory pool for critical VMs",
     license: "GPL",
+    params: {
+        base: u64 {
+            default: 0,
+            description: "memmap mode: physical start of the memmap=<size>$<base> range",
+        },
+        size: u64 {
+            default: 0,
+            description: "memmap mode: size in bytes of that range (0: use reserve_mem)",
+        },
+    },
 }
 
-struct Critmem;
-
-/// Finds the `reserve_mem=...:critmem` region, as `(start, size)`.
-fn find_reserve_mem() -> Option<(u64, u64)> {
-    let mut start: bindings::phys_addr_t = 0;
-    let mut size: bindings::phys_addr_t = 0;
-    // SAFETY: the name is a NUL-terminated static string, and `start` and
-    // `size` are valid for writes for the duration of the call; the function
-    // only reads the name and writes the two outputs.
-    let found = unsafe {
-        bindings::reserve_mem_find_by_name(c"critmem".as_ptr().cast(), &mut start, &mut size)
-    };
-    (found != 0).then_some((start, size))
+/// The loaded module.
+///
+/// Field order is teardown order: no new opens, no new map-file readers,
+/// then the pool (after [`Drop`] stopped its worker).
+struct Critmem {
+    _device: device::Registration,
+    _map_file: procfs::MapFile,
+    pool: kernel::sync::Arc<pool::Pool>,
 }
 
 impl kernel::Module for Critmem {
-    fn init(_module: &'static ThisModule) -> Result<Self> {
-        match find_reserve_mem() {
-            Some((start, size)) => {
-                pr_info!(
-                    "pool start={:#x} end_inclusive={:#x} size={} source=reserve_mem abi={}\n",
-                    start,
-                    start + size - 1,
-                    size,
-                    abi::ABI_VERSION
-                );
-                Ok(Critmem)
-            }
-            None => {
-                pr_err!("no pool: boot with reserve_mem=<size>:<align>:critmem\n");
-                Err(ENODEV)
-            }
-        }
+    fn init(module: &'static ThisModule) -> Result<Self> {
+        let caps = caps::check()?;
+        let params = pool::Params {
+            base: *module_parameters::base.value(),
+            size: *module_parameters::size.value(),
+        };
+        let pool = pool::Pool::claim(&params, caps)?;
+        let map_file = procfs::MapFile::create(pool.clone())?;
+        let device = device::Registration::register(module, pool.clone())?;
+        pr_info!(
+            "pool start={:#x} end_inclusive={:#x} size={} source={} 1G-pages={}\n",
+            pool.start(),
+            pool.start() + pool.size() - 1,
+            pool.size(),
+            pool.source_name(),
+            caps.pud
+        );
+        // Last, so that no failed load leaves the worker queued.
+        pool.start_zeroing();
+        Ok(Critmem {
+            _device: device,
+            _map_file: map_file,
+            pool,
+        })
+    }
+}
+
+impl Drop for Critmem {
+    fn drop(&mut self) {
+        // Every open file pins the module and every mapping pins its file, so
+        // no slice is live here and nothing can queue the worker again.
+        self.pool.stop_zeroing();
     }
 }

@@ -1,5 +1,177 @@
-//! `vmm`: skeleton until the vmm issue fills it in.
+//! `vmm`: the command line. It only turns arguments into a
+//! [`vmm::VmConfig`]; everything else lives in the library.
+//!
+//! Exit status: 0 when the guest powers off or reboots, 1 when the VM fails
+//! (with one `vmm: error: ...` line on stderr), 2 for bad arguments.
 
-fn main() {
-    println!("vmm: critmem ABI version {}", critmem_abi::ABI_VERSION);
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use vmm::config::{self, VmConfig};
+
+/// Boot a Linux guest on KVM, on anonymous memory or, with --critical-mem, on
+/// a contiguous slice of the critmem pool.
+#[derive(Debug, Parser)]
+#[command(name = "vmm", version, about, long_about = None)]
+struct Cli {
+    /// Guest kernel: a bzImage or an ELF vmlinux.
+    #[arg(long, value_name = "FILE")]
+    kernel: PathBuf,
+    /// Initramfs to load for the guest.
+    #[arg(long, value_name = "FILE")]
+    initramfs: Option<PathBuf>,
+    /// Guest kernel command line (replaces the default).
+    #[arg(long, value_name = "STR", default_value = config::DEFAULT_CMDLINE)]
+    cmdline: String,
+    /// Guest RAM, with an optional K, M, G or T suffix.
+    #[arg(long, value_name = "SIZE", default_value = "512M", value_parser = parse_size)]
+    memory: u64,
+    /// Number of vCPUs.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    cpus: u32,
+    /// Back guest RAM with a contiguous slice of the critmem pool instead of
+    /// anonymous memory.
+    #[arg(long)]
+    critical_mem: bool,
+    /// The critmem device to allocate from.
+    #[arg(long, value_name = "PATH", default_value = critmem_abi::DEVICE_PATH)]
+    critmem_device: PathBuf,
+    /// VM name, used in log lines.
+    #[arg(long, default_value = "vm")]
+    name: String,
+    /// Print KVM's stage-2 counts every second, and all KVM VM statistics at
+    /// exit. (The `kvm-stage2:` line is always printed at exit.)
+    #[arg(long)]
+    stats: bool,
+}
+
+fn parse_size(s: &str) -> Result<u64, String> {
+    config::parse_size(s).map_err(|e| e.to_string())
+}
+
+impl Cli {
+    fn into_config(self) -> VmConfig {
+        VmConfig {
+            kernel: self.kernel,
+            initramfs: self.initramfs,
+            cmdline: self.cmdline,
+            memory: self.memory,
+            cpus: self.cpus,
+            critical_mem: self.critical_mem,
+            critmem_device: self.critmem_device,
+            name: self.name,
+            stats: self.stats,
+        }
+    }
+}
+
+/// The error and its causes on one line.
+fn one_line(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
+    let config = Cli::parse().into_config();
+    let code = match vmm::run(&config) {
+        Ok(report) => {
+            match &report.stage2 {
+                Ok(c) => eprintln!("{c}"),
+                Err(e) => eprintln!("kvm-stage2: unavailable ({e})"),
+            }
+            vmm::terminal::restore();
+            if report.exit.exit_code() == 0 {
+                log::info!("{}: {}", config.name, report.exit);
+            } else {
+                eprintln!("vmm: error: {}", report.exit);
+            }
+            report.exit.exit_code()
+        }
+        Err(e) => {
+            vmm::terminal::restore();
+            eprintln!("vmm: error: {}", one_line(&e));
+            1
+        }
+    };
+    // vCPU threads may still be inside KVM_RUN: exit the whole process.
+    std::process::exit(code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<VmConfig, clap::Error> {
+        Cli::try_parse_from(std::iter::once("vmm").chain(args.iter().copied()))
+            .map(Cli::into_config)
+    }
+
+    #[test]
+    fn defaults() {
+        let c = parse(&["--kernel", "/k"]).unwrap();
+        assert_eq!(c, VmConfig::new("/k"));
+    }
+
+    #[test]
+    fn all_options() {
+        let c = parse(&[
+            "--kernel",
+            "/boot/bzImage",
+            "--initramfs",
+            "/i.cpio.gz",
+            "--cmdline",
+            "console=ttyS0 quiet",
+            "--memory",
+            "2G",
+            "--cpus",
+            "4",
+            "--critical-mem",
+            "--critmem-device",
+            "/dev/cm1",
+            "--name",
+            "db",
+            "--stats",
+        ])
+        .unwrap();
+        assert_eq!(c.kernel, PathBuf::from("/boot/bzImage"));
+        assert_eq!(c.initramfs, Some(PathBuf::from("/i.cpio.gz")));
+        assert_eq!(c.cmdline, "console=ttyS0 quiet");
+        assert_eq!(c.memory, 2 << 30);
+        assert_eq!(c.cpus, 4);
+        assert!(c.critical_mem && c.stats);
+        assert_eq!(c.critmem_device, PathBuf::from("/dev/cm1"));
+        assert_eq!(c.name, "db");
+    }
+
+    #[test]
+    fn bad_arguments() {
+        assert!(parse(&[]).is_err(), "--kernel is required");
+        assert!(parse(&["--kernel", "/k", "--memory", "lots"]).is_err());
+        assert!(parse(&["--kernel", "/k", "--cpus", "-1"]).is_err());
+        // Accepted by the parser, refused by validation.
+        let c = parse(&["--kernel", "/k", "--cpus", "0"]).unwrap();
+        assert!(c.validate().is_err());
+        let c = parse(&["--kernel", "/k", "--memory", "0"]).unwrap();
+        assert!(c.validate().is_err());
+    }
+
+    #[test]
+    fn error_chain_is_one_line() {
+        let e = std::io::Error::new(std::io::ErrorKind::NotFound, "gone");
+        assert_eq!(one_line(&e), "gone");
+    }
+
+    #[test]
+    fn cli_is_well_formed() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
 }

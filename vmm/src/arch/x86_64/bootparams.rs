@@ -69,7 +69,7 @@ pub fn build_boot_params(
         *slot = boot_e820_entry {
             addr: e.addr,
             size: e.size,
-            type_: e.kind,
+            r#type: e.kind,
         };
     }
     params.e820_entries = e820.len() as u8;
@@ -104,7 +104,7 @@ mod tests {
         let last = p.e820_table[2];
         assert_eq!({ last.addr }, 0x100000);
         assert_eq!({ last.size }, (256 << 20) - 0x100000);
-        assert_eq!({ last.type_ }, 1);
+        assert_eq!({ last.r#type }, 1);
     }
 
     #[test]
@@ -115,7 +115,10 @@ mod tests {
         h.version = 0x020f;
         h.initrd_addr_max = 0x7fff_ffff;
         h.setup_sects = 27;
-        let rd = Initrd { addr: 0x1f00_0000, size: 0x12345 };
+        let rd = Initrd {
+            addr: 0x1f00_0000,
+            size: 0x12345,
+        };
         let p = build_boot_params(Some(h), 100, Some(rd), &e820_map(1 << 30)).unwrap();
         let hdr = p.hdr;
         assert_eq!({ hdr.setup_sects }, 27);
@@ -131,7 +134,11 @@ mod tests {
 
     #[test]
     fn too_many_e820_entries_are_refused() {
-        let e = E820Entry { addr: 0, size: 1, kind: 1 };
+        let e = E820Entry {
+            addr: 0,
+            size: 1,
+            kind: 1,
+        };
         let many = vec![e; 200];
         assert_eq!(
             build_boot_params(None, 1, None, &many),

@@ -75,9 +75,21 @@ mod tests {
         assert_eq!(
             map,
             vec![
-                E820Entry { addr: 0, size: 0x9fc00, kind: E820_RAM },
-                E820Entry { addr: 0x9fc00, size: 0x100000 - 0x9fc00, kind: E820_RESERVED },
-                E820Entry { addr: 0x100000, size: (512 << 20) - 0x100000, kind: E820_RAM },
+                E820Entry {
+                    addr: 0,
+                    size: 0x9fc00,
+                    kind: E820_RAM
+                },
+                E820Entry {
+                    addr: 0x9fc00,
+                    size: 0x100000 - 0x9fc00,
+                    kind: E820_RESERVED
+                },
+                E820Entry {
+                    addr: 0x100000,
+                    size: (512 << 20) - 0x100000,
+                    kind: E820_RAM
+                },
             ]
         );
         // Everything but the EBDA/BIOS area is RAM.
@@ -90,7 +102,14 @@ mod tests {
         let map = e820_map(mem);
         assert_eq!(map.len(), 4);
         assert_eq!(map[2].addr + map[2].size, MMIO_GAP_START);
-        assert_eq!(map[3], E820Entry { addr: 4 << 30, size: 2 << 30, kind: E820_RAM });
+        assert_eq!(
+            map[3],
+            E820Entry {
+                addr: 4 << 30,
+                size: 2 << 30,
+                kind: E820_RAM
+            }
+        );
         // Nothing is placed inside the hole.
         for e in &map {
             assert!(e.addr + e.size <= MMIO_GAP_START || e.addr >= MMIO_GAP_END);

@@ -179,10 +179,21 @@ mod tests {
         let mem = 6 << 30;
         let r = ram_ranges(mem);
         assert_eq!(r.len(), 2);
-        assert_eq!(r[0], RamRange { gpa: 0, size: 3 << 30, offset: 0 });
+        assert_eq!(
+            r[0],
+            RamRange {
+                gpa: 0,
+                size: 3 << 30,
+                offset: 0
+            }
+        );
         assert_eq!(
             r[1],
-            RamRange { gpa: 4 << 30, size: 3 << 30, offset: 3 << 30 }
+            RamRange {
+                gpa: 4 << 30,
+                size: 3 << 30,
+                offset: 3 << 30
+            }
         );
         assert_eq!(r.iter().map(|r| r.size).sum::<u64>(), mem);
         assert_eq!(low_ram_end(mem), MMIO_GAP_START);
@@ -213,7 +224,11 @@ mod tests {
             }
             assert_eq!(next, mem);
         }
-        let skewed = [RamRange { gpa: 4 << 30, size: 1 << 30, offset: 2 << 20 }];
+        let skewed = [RamRange {
+            gpa: 4 << 30,
+            size: 1 << 30,
+            offset: 2 << 20,
+        }];
         assert!(!is_congruent(&skewed, SIZE_1G));
         assert!(is_congruent(&skewed, SIZE_2M));
     }

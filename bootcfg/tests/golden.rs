@@ -1,0 +1,228 @@
+//! Golden-file tests of every file critmem-boot writes, for each bootloader
+//! flavour and both pool modes, with idempotence, resizing and removal.
+
+mod common;
+
+use common::*;
+
+const RESERVE: &[&str] = &["--size", "16G", "--align", "1G"];
+const MEMMAP: &[&str] = &["--size", "4G", "--mode", "memmap", "--base", "0x100000000"];
+
+fn args<'a>(cmd: &'a str, pool: &[&'a str]) -> Vec<&'a str> {
+    let mut v = vec![cmd];
+    v.extend_from_slice(pool);
+    v
+}
+
+/// apply writes exactly the golden files; a second apply changes nothing;
+/// remove brings the tree back to what it was, byte for byte.
+fn apply_apply_remove(case: &str, tree: Tree, pool: &[&str]) {
+    let original = tree.snapshot();
+
+    // plan changes nothing and shows what apply will do.
+    let plan = tree.ok(&args("plan", pool));
+    assert_eq!(diff_snapshots(&original, &tree.snapshot()), Vec::<String>::new());
+    golden_text(case, "plan.stdout", &plan);
+
+    let out = tree.ok(&args("apply", pool));
+    golden_text(case, "apply.stdout", &out);
+    golden_tree(case, &original, &tree);
+    let applied = tree.snapshot();
+
+    let again = tree.ok(&args("apply", pool));
+    assert!(again.contains("nothing to change"), "second apply:\n{again}");
+    assert_eq!(diff_snapshots(&applied, &tree.snapshot()), Vec::<String>::new());
+
+    let status = tree.ok(&["status"]);
+    golden_text(case, "status.stdout", &status);
+
+    let removed = tree.ok(&["remove"]);
+    golden_text(case, "remove.stdout", &removed);
+    let mut left = diff_snapshots(&original, &tree.snapshot());
+    // The fake grubby keeps its call log; everything else is as before.
+    left.retain(|p| p != "/grubby.log");
+    assert_eq!(left, Vec::<String>::new(), "remove did not restore the tree");
+}
+
+#[test]
+fn debian_grub_reserve() {
+    apply_apply_remove("debian-grub/reserve", debian("deb-res"), RESERVE);
+}
+
+#[test]
+fn debian_grub_memmap() {
+    apply_apply_remove("debian-grub/memmap", debian("deb-mm"), MEMMAP);
+}
+
+#[test]
+fn rhel_grubby_reserve() {
+    let t = rhel("rhel-res");
+    apply_apply_remove("rhel-grubby/reserve", t, RESERVE);
+}
+
+#[test]
+fn rhel_grubby_memmap() {
+    let t = rhel("rhel-mm");
+    apply_apply_remove("rhel-grubby/memmap", t, MEMMAP);
+}
+
+#[test]
+fn rhel_grubby_calls() {
+    // The grubby calls, in order, over apply, re-apply, resize and remove.
+    let t = rhel("rhel-calls");
+    t.ok(&args("apply", RESERVE));
+    t.ok(&args("apply", RESERVE));
+    t.ok(&args("apply", MEMMAP));
+    t.ok(&["remove"]);
+    golden_text("rhel-grubby/calls", "grubby.log", &t.read("/grubby.log"));
+    // The entries are back to what they were.
+    let fresh = rhel("rhel-fresh");
+    for e in ["/boot/loader/entries/0b5e77-7.2.12-critmem.conf"] {
+        assert_eq!(t.read(e), fresh.read(e));
+    }
+}
+
+#[test]
+fn systemd_boot_reserve() {
+    apply_apply_remove("systemd-boot/reserve", systemd_boot("sdb-res"), RESERVE);
+}
+
+#[test]
+fn systemd_boot_memmap() {
+    apply_apply_remove("systemd-boot/memmap", systemd_boot("sdb-mm"), MEMMAP);
+}
+
+/// Applying a new size replaces the old parameters: no duplicates.
+fn resize(case: &str, tree: Tree) {
+    tree.ok(&args("apply", RESERVE));
+    let before = tree.snapshot();
+    let out = tree.ok(&["apply", "--size", "8G", "--align", "2M"]);
+    golden_text(case, "apply.stdout", &out);
+    golden_tree(case, &before, &tree);
+    let all: String = tree
+        .snapshot()
+        .iter()
+        .filter(|(p, _)| p.starts_with("/etc") || p.starts_with("/boot"))
+        .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+        .collect();
+    assert!(!all.contains("reserve_mem=16G"), "old parameter left behind");
+    let _ = tree.ok(&["remove"]);
+}
+
+#[test]
+fn debian_grub_resize() {
+    resize("debian-grub/resize", debian("deb-rs"));
+}
+
+#[test]
+fn rhel_grubby_resize() {
+    resize("rhel-grubby/resize", rhel("rhel-rs"));
+}
+
+#[test]
+fn systemd_boot_resize() {
+    resize("systemd-boot/resize", systemd_boot("sdb-rs"));
+}
+
+#[test]
+fn mode_switch_memmap_to_reserve() {
+    let t = systemd_boot("sdb-switch");
+    t.ok(&args("apply", MEMMAP));
+    t.ok(&args("apply", RESERVE));
+    assert_eq!(
+        t.read("/etc/kernel/cmdline"),
+        "root=UUID=0b5e-77 ro quiet reserve_mem=16G:1G:critmem\n"
+    );
+}
+
+#[test]
+fn status_reports_reboot_change() {
+    let t = debian("status");
+    t.ok(&args("apply", RESERVE));
+    t.write(
+        "/proc/cmdline",
+        "BOOT_IMAGE=/boot/vmlinuz root=UUID=0b5e-77 ro reserve_mem=8G:1G:critmem quiet\n",
+    );
+    t.write(
+        "/proc/critmem",
+        "version=1\nsource=reserve_mem\nstart=0x840000000\nend_inclusive=0xa3fffffff\nsize=8589934592\nalign=1073741824\nfree=7516192768\nfree_zeroed=7516192768\nslices=1\nslice=id=1 start=0x840000000 end_inclusive=0x87fffffff size=1073741824 pid=42 state=live\n",
+    );
+    golden_text("status/reboot-change", "status.stdout", &t.ok(&["status"]));
+    // Booted as configured: nothing changes.
+    t.write(
+        "/proc/cmdline",
+        "BOOT_IMAGE=/boot/vmlinuz root=UUID=0b5e-77 ro reserve_mem=16G:1G:critmem quiet\n",
+    );
+    t.write(
+        "/proc/critmem",
+        "version=1\nsource=reserve_mem\nstart=0x1000000000\nend_inclusive=0x13ffffffff\nsize=17179869184\nalign=1073741824\nfree=17179869184\nfree_zeroed=0\nslices=0\n",
+    );
+    golden_text("status/in-sync", "status.stdout", &t.ok(&["status"]));
+}
+
+#[test]
+fn apply_accounts_for_the_pool_already_held() {
+    // MemTotal no longer counts a booted 56 GiB pool; re-applying it is
+    // still fine because the held pool is added back.
+    let t = debian("held");
+    t.write("/proc/meminfo", "MemTotal:        8388608 kB\n");
+    t.write(
+        "/proc/cmdline",
+        "root=UUID=0b5e-77 ro reserve_mem=56G:1G:critmem\n",
+    );
+    t.ok(&["apply", "--size", "56G"]);
+}
+
+fn config_gz(text: &str) -> Vec<u8> {
+    use std::io::Write;
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(text.as_bytes()).unwrap();
+    e.finish().unwrap()
+}
+
+const GOOD_CONFIG: &str = "CONFIG_64BIT=y\nCONFIG_RUST=y\nCONFIG_MODULES=y\nCONFIG_KVM=y\nCONFIG_KVM_AMD=y\n# CONFIG_KVM_INTEL is not set\nCONFIG_TRANSPARENT_HUGEPAGE=y\nCONFIG_ARCH_SUPPORTS_HUGE_PFNMAP=y\nCONFIG_ARCH_SUPPORTS_PMD_PFNMAP=y\nCONFIG_ARCH_SUPPORTS_PUD_PFNMAP=y\nCONFIG_DEVMEM=y\n";
+
+#[test]
+fn check_good_kernel_from_boot_config() {
+    let t = machine("check-good");
+    t.write(&format!("/boot/config-{RELEASE}"), GOOD_CONFIG);
+    golden_text("check/good", "check.stdout", &t.ok(&["check"]));
+}
+
+#[test]
+fn check_good_kernel_from_proc_config_gz() {
+    let t = machine("check-gz");
+    t.write_bytes("/proc/config.gz", &config_gz(GOOD_CONFIG));
+    let out = t.ok(&["check"]);
+    assert!(out.contains("configuration: /proc/config.gz"), "{out}");
+    assert!(out.contains("kernel supports independent memory configuration: yes"), "{out}");
+}
+
+#[test]
+fn check_old_kernel_is_memmap_only() {
+    let t = machine("check-old");
+    t.write("/proc/sys/kernel/osrelease", "6.10.3-1-amd64\n");
+    t.write("/boot/config-6.10.3-1-amd64", GOOD_CONFIG);
+    let out = t.ok(&["check"]);
+    assert!(
+        out.contains("kernel supports independent memory configuration: yes, memmap mode only"),
+        "{out}"
+    );
+}
+
+#[test]
+fn check_distro_kernel_without_rust_says_no() {
+    let t = machine("check-bad");
+    t.write("/proc/sys/kernel/osrelease", "6.1.0-25-amd64\n");
+    t.write(
+        "/boot/config-6.1.0-25-amd64",
+        "CONFIG_MODULES=y\nCONFIG_KVM=m\nCONFIG_KVM_INTEL=m\nCONFIG_TRANSPARENT_HUGEPAGE=y\n# CONFIG_RUST is not set\n",
+    );
+    let out = t.run(&["check"]);
+    assert_eq!(out.status.code(), Some(1));
+    golden_text(
+        "check/no-rust",
+        "check.stdout",
+        &String::from_utf8_lossy(&out.stdout),
+    );
+}

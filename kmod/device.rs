@@ -1,0 +1,235 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! `/dev/critmem`, the memory operation file.
+//!
+//! Each open file may own one slice: the ALLOC ioctl or, without it, the
+//! first mmap (which allocates exactly its length) gives it one.
+
+use crate::{
+    abi,
+    pool::{Pool, SZ_1G, SZ_2M},
+    slice::Slice,
+    vma,
+};
+use kernel::{
+    bindings,
+    error::to_result,
+    fs::File,
+    miscdevice::{MiscDevice, MiscDeviceOptions, MiscDeviceRegistration},
+    mm::virt::VmaNew,
+    new_mutex,
+    prelude::*,
+    sync::{Arc, Mutex},
+    transmute::{AsBytes, FromBytes},
+    types::Opaque,
+    uaccess::{UserPtr, UserSlice},
+};
+
+// SAFETY: `AllocRequest` is `#[repr(C)]` made of `u64`s only: no padding,
+// every bit pattern is valid, no interior mutability.
+unsafe impl FromBytes for abi::AllocRequest {}
+// SAFETY: As above: all bytes are initialised integer bytes.
+unsafe impl AsBytes for abi::AllocRequest {}
+// SAFETY: `PoolInfo` is `#[repr(C)]`, two `u32`s then `u64`s: no padding,
+// all bytes are initialised integer bytes.
+unsafe impl AsBytes for abi::PoolInfo {}
+
+/// The registered misc device and what its files need.
+#[repr(C)]
+struct RegistrationInner {
+    misc: Opaque<bindings::miscdevice>,
+    fops: Opaque<bindings::file_operations>,
+    pool: Arc<Pool>,
+}
+
+/// Registration of `/dev/critmem`.
+///
+/// The kernel's `MiscDeviceRegistration` leaves `fops->owner` unset, which
+/// would let the module unload while a file is open. This registration copies
+/// the Rust misc device's file operations, sets `owner` so every open file
+/// pins the module, and sets the device mode 0600 (udev may widen it).
+///
+/// # Invariants
+///
+/// `inner.misc` is registered with `misc_register`, its `fops` pointing at
+/// `inner.fops`, until [`Drop`]; `inner` is never moved out of its box.
+pub(crate) struct Registration {
+    inner: KBox<RegistrationInner>,
+}
+
+// SAFETY: `misc_deregister` may run on any thread, and the only shared data,
+// `pool`, is `Send + Sync`.
+unsafe impl Send for Registration {}
+// SAFETY: `Registration` has no `&self` methods touching the C structs.
+unsafe impl Sync for Registration {}
+
+impl Registration {
+    /// Registers `/dev/critmem` for `pool`.
+    pub(crate) fn register(module: &'static ThisModule, pool: Arc<Pool>) -> Result<Self> {
+        let opts = MiscDeviceOptions { name: c"critmem" };
+        let inner = KBox::new(
+            RegistrationInner {
+                misc: Opaque::new(opts.into_raw::<CritmemFile>()),
+                fops: Opaque::uninit(),
+                pool,
+            },
+            GFP_KERNEL,
+        )?;
+        let (misc, fops) = (inner.misc.get(), inner.fops.get());
+        // SAFETY: Both structs are in our box, not yet shared with anyone.
+        // `into_raw` set `misc.fops` to the `'static` Rust vtable, which we
+        // copy; `module` is this module, valid while it is loaded. The box's
+        // contents never move, so the pointers stored stay valid while
+        // registered (type invariant), and `Drop` deregisters before the box
+        // is freed.
+        unsafe {
+            fops.write(core::ptr::read((*misc).fops));
+            (*fops).owner = module.as_ptr();
+            (*misc).fops = fops;
+            (*misc).mode = 0o600;
+            to_result(bindings::misc_register(misc))?;
+        }
+        Ok(Self { inner })
+    }
+
+    /// The pool served by the misc device `misc` (ours: it is the only
+    /// registration of `CritmemFile`).
+    fn pool_of(misc: &MiscDeviceRegistration<CritmemFile>) -> &Arc<Pool> {
+        let misc = misc.as_raw().cast::<Opaque<bindings::miscdevice>>();
+        // SAFETY: `CritmemFile` is registered only by `Registration`, so
+        // `misc` is the `misc` field of a live `RegistrationInner` (it stays
+        // registered, hence alive, while `open` runs).
+        let inner = unsafe { &*kernel::container_of!(misc, RegistrationInner, misc) };
+        &inner.pool
+    }
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        // SAFETY: By the type invariant the device is registered.
+        unsafe { bindings::misc_deregister(self.inner.misc.get()) };
+    }
+}
+
+/// One open file of `/dev/critmem`.
+#[pin_data]
+pub(crate) struct CritmemFile {
+    pool: Arc<Pool>,
+    /// The file's slice, once ALLOC or the first mmap made one.
+    #[pin]
+    slice: Mutex<Option<Arc<Slice>>>,
+}
+
+/// The calling process's id (thread group id).
+fn current_pid() -> i32 {
+    kernel::current!().group_leader().pid()
+}
+
+impl CritmemFile {
+    /// `CRITMEM_IOC_ALLOC`.
+    fn ioctl_alloc(&self, arg: usize) -> Result<isize> {
+        let user = UserSlice::new(UserPtr::from_addr(arg), size_of::<abi::AllocRequest>());
+        let (mut reader, mut writer) = user.reader_writer();
+        let mut req: abi::AllocRequest = reader.read()?;
+        if req.reserved != [0; 3] {
+            return Err(EINVAL);
+        }
+        let slice = {
+            let mut guard = self.slice.lock();
+            if guard.is_some() {
+                return Err(EBUSY);
+            }
+            let slice = self.pool.alloc(req.size, req.align, current_pid())?;
+            *guard = Some(slice.clone());
+            slice
+        };
+        // The user copy runs without our locks: it may fault and take
+        // mmap_lock, which mmap holds while taking `self.slice`.
+        req.phys_start = slice.start();
+        req.phys_size = slice.size();
+        req.slice_id = slice.id();
+        writer.write(&req)?;
+        Ok(0)
+    }
+
+    /// `CRITMEM_IOC_INFO`.
+    fn ioctl_info(&self, arg: usize) -> Result<isize> {
+        let mut info = self.pool.info();
+        if let Some(s) = &*self.slice.lock() {
+            info.slice_id = s.id();
+            info.slice_start = s.start();
+            info.slice_size = s.size();
+        }
+        let user = UserSlice::new(UserPtr::from_addr(arg), size_of::<abi::PoolInfo>());
+        user.writer().write(&info)?;
+        Ok(0)
+    }
+
+    /// Allocates the slice for a first mmap of `len` bytes at `va` without
+    /// ALLOC: exactly `len` bytes, aligned like `va` (up to 1 GiB) so huge
+    /// pages can map it, falling back to smaller alignments.
+    fn implicit_alloc(&self, len: u64, va: u64) -> Result<Arc<Slice>> {
+        let mut result = Err(ENOMEM);
+        for align in [SZ_1G, SZ_2M, 0] {
+            if align != 0 && (len < align || va % align != 0) {
+                continue;
+            }
+            result = self.pool.alloc(len, align, current_pid());
+            if !matches!(result, Err(e) if e == ENOMEM) {
+                break;
+            }
+        }
+        result
+    }
+}
+
+#[vtable]
+impl MiscDevice for CritmemFile {
+    type Ptr = Pin<KBox<Self>>;
+
+    fn open(_file: &File, misc: &MiscDeviceRegistration<Self>) -> Result<Pin<KBox<Self>>> {
+        let pool = Registration::pool_of(misc).clone();
+        KBox::try_pin_init(
+            try_pin_init!(CritmemFile {
+                pool,
+                slice <- new_mutex!(None),
+            }),
+            GFP_KERNEL,
+        )
+    }
+
+    fn ioctl(me: Pin<&CritmemFile>, _file: &File, cmd: u32, arg: usize) -> Result<isize> {
+        match cmd {
+            abi::CRITMEM_IOC_ALLOC => me.ioctl_alloc(arg),
+            abi::CRITMEM_IOC_INFO => me.ioctl_info(arg),
+            _ => Err(ENOTTY),
+        }
+    }
+
+    fn mmap(me: Pin<&CritmemFile>, _file: &File, area: &VmaNew) -> Result {
+        if !vma::is_shared(area) {
+            return Err(EINVAL);
+        }
+        let len = (area.end() - area.start()) as u64;
+        let off = vma::offset(area);
+        let slice = {
+            let mut guard = me.slice.lock();
+            match &*guard {
+                Some(slice) => slice.clone(),
+                None => {
+                    if off != 0 {
+                        return Err(EINVAL);
+                    }
+                    let slice = me.implicit_alloc(len, area.start() as u64)?;
+                    *guard = Some(slice.clone());
+                    slice
+                }
+            }
+        };
+        if off.checked_add(len).is_none_or(|end| end > slice.size()) {
+            return Err(EINVAL);
+        }
+        vma::install(area, slice);
+        Ok(())
+    }
+}

@@ -1,0 +1,507 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The pool: the boot-time reserved physical range critmem hands out.
+//!
+//! # Zeroing policy
+//!
+//! - At load the whole pool counts as dirty (it may hold a previous boot's
+//!   data) and freed slices return dirty (they hold a previous VM's data).
+//! - A work item on the unbound system workqueue zeroes dirty free memory in
+//!   2 MiB chunks, lowest address first, holding the pool lock for one chunk
+//!   at a time, until no dirty free memory is left.
+//! - ALLOC places a slice inside already-zeroed memory whenever such a place
+//!   exists; then it costs no zeroing at all, only bookkeeping, whatever the
+//!   size (it may wait for the one chunk the worker is zeroing).
+//! - When no zeroed place fits, ALLOC takes a place that is partly or wholly
+//!   dirty and zeroes the dirty parts itself before returning (the slice shows
+//!   `state=zeroing` meanwhile). A signal interrupts that: the slice goes back
+//!   to the pool and the call fails with `ERESTARTSYS` (restarted
+//!   transparently for `SA_RESTART` handlers).
+//!
+//! So no byte of a slice is ever visible to user space before it was zeroed.
+
+use crate::{
+    abi,
+    caps::Caps,
+    freemap::{FreeMap, PAGE_SIZE},
+    iomem::{self, IomemClaim, KernelMapping, Overlap},
+    slice::Slice,
+};
+use kernel::{
+    bindings,
+    new_mutex,
+    prelude::*,
+    seq_file::SeqFile,
+    seq_print,
+    sync::{Arc, Mutex, UniqueArc},
+    workqueue::{self, impl_has_work, new_work, Work, WorkItem},
+};
+
+/// Bytes the background worker zeroes per lock hold.
+const ZERO_CHUNK: u64 = 2 << 20;
+/// Largest page size user mappings use, and so the largest useful alignment.
+pub(crate) const SZ_1G: u64 = 1 << 30;
+/// 2 MiB.
+pub(crate) const SZ_2M: u64 = 2 << 20;
+
+/// Where the pool came from.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Source {
+    /// `reserve_mem=<size>:<align>:critmem`.
+    ReserveMem,
+    /// `memmap=<size>$<base>` with `critmem.base=`/`critmem.size=`.
+    Memmap,
+}
+
+impl Source {
+    fn name(self) -> &'static str {
+        match self {
+            Self::ReserveMem => abi::map_keys::SOURCE_RESERVE_MEM,
+            Self::Memmap => abi::map_keys::SOURCE_MEMMAP,
+        }
+    }
+
+    fn abi(self) -> u32 {
+        match self {
+            Self::ReserveMem => abi::SOURCE_RESERVE_MEM,
+            Self::Memmap => abi::SOURCE_MEMMAP,
+        }
+    }
+}
+
+/// The module parameters that select memmap mode.
+pub(crate) struct Params {
+    /// `critmem.base=`.
+    pub(crate) base: u64,
+    /// `critmem.size=`; zero selects reserve_mem mode.
+    pub(crate) size: u64,
+}
+
+/// What `/proc/critmem` lists per live slice.
+struct SliceRecord {
+    id: u64,
+    start: u64,
+    size: u64,
+    pid: i32,
+    mappings: u32,
+    zeroing: bool,
+}
+
+/// The pool's mutable state.
+struct PoolState {
+    free: FreeMap,
+    slices: KVec<SliceRecord>,
+    next_id: u64,
+    /// Set at unload: the worker stops.
+    stopping: bool,
+}
+
+/// Figures of the pool at one instant.
+pub(crate) struct Figures {
+    pub(crate) free: u64,
+    pub(crate) free_zeroed: u64,
+    pub(crate) largest_free: u64,
+    pub(crate) slices: u64,
+}
+
+/// The claimed pool.
+///
+/// # Invariants
+///
+/// - `[start, start + size)` is page aligned, claimed as "critmem" in
+///   `/proc/iomem` by `_claim`, and mapped write-back by `mapping`.
+/// - Every byte of it is either in `state.free` or in exactly one live
+///   [`Slice`].
+#[pin_data]
+pub(crate) struct Pool {
+    start: u64,
+    size: u64,
+    source: Source,
+    caps: Caps,
+    mapping: KernelMapping,
+    _claim: IomemClaim,
+    #[pin]
+    state: Mutex<PoolState>,
+    #[pin]
+    zero_work: Work<Pool>,
+}
+
+impl_has_work! {
+    impl HasWork<Self> for Pool { self.zero_work }
+}
+
+impl WorkItem for Pool {
+    type Pointer = Arc<Pool>;
+
+    fn run(this: Arc<Pool>) {
+        this.zero_free_memory();
+    }
+}
+
+/// Largest power of two dividing `addr`, capped at 1 GiB.
+fn natural_align(addr: u64) -> u64 {
+    if addr == 0 {
+        SZ_1G
+    } else {
+        (1u64 << addr.trailing_zeros()).min(SZ_1G)
+    }
+}
+
+/// Finds and validates the range, logging which boot parameter to fix.
+fn locate(params: &Params) -> Result<(u64, u64, Source)> {
+    if params.size != 0 || params.base != 0 {
+        let (base, size) = (params.base, params.size);
+        if base == 0 || size == 0 {
+            pr_err!(
+                "memmap mode needs both critmem.base= and critmem.size= (got base={base:#x} \
+                 size={size:#x}); boot with memmap=<size>$<base> and pass both\n"
+            );
+            return Err(EINVAL);
+        }
+        if base % PAGE_SIZE != 0 || size % PAGE_SIZE != 0 {
+            pr_err!(
+                "critmem.base={base:#x} critmem.size={size:#x} must be 4 KiB multiples; fix them \
+                 and the matching memmap=<size>$<base>\n"
+            );
+            return Err(EINVAL);
+        }
+        if base.checked_add(size).is_none() {
+            pr_err!("critmem.base={base:#x} + critmem.size={size:#x} overflows\n");
+            return Err(EINVAL);
+        }
+        return Ok((base, size, Source::Memmap));
+    }
+    let Some((start, size)) = iomem::find_reserve_mem() else {
+        pr_err!(
+            "no memory pool: boot with reserve_mem=<size>:<align>:critmem (for example \
+             reserve_mem=4G:1G:critmem), or with memmap=<size>$<base> and load with \
+             critmem.base=<base> critmem.size=<size>\n"
+        );
+        return Err(ENODEV);
+    };
+    if size == 0 || size % PAGE_SIZE != 0 {
+        pr_err!(
+            "reserve_mem=...:critmem has size {size:#x}, not a non-zero multiple of 4 KiB; fix \
+             <size> in reserve_mem=<size>:<align>:critmem\n"
+        );
+        return Err(EINVAL);
+    }
+    if start % PAGE_SIZE != 0 {
+        pr_err!(
+            "reserve_mem=...:critmem starts at {start:#x}, not 4 KiB aligned; use an <align> of \
+             at least 4K (2M or 1G recommended) in reserve_mem=<size>:<align>:critmem\n"
+        );
+        return Err(EINVAL);
+    }
+    Ok((start, size, Source::ReserveMem))
+}
+
+/// Claims `[start, start + size)` in `/proc/iomem` after checking that it is
+/// what its source says it is.
+fn claim(start: u64, size: u64, source: Source) -> Result<IomemClaim> {
+    let end = start + size - 1;
+    match source {
+        Source::ReserveMem => {
+            if iomem::system_ram_overlap(start, size) != Overlap::Inside {
+                pr_err!(
+                    "reserve_mem pool [{start:#x}-{end:#x}] is not entirely System RAM; fix \
+                     reserve_mem=<size>:<align>:critmem\n"
+                );
+                return Err(EINVAL);
+            }
+            if let Some((s, e)) = iomem::busy_claim(start, size) {
+                pr_err!(
+                    "reserve_mem pool [{start:#x}-{end:#x}] overlaps the claimed resource \
+                     [{s:#x}-{e:#x}] (see /proc/iomem); fix reserve_mem=<size>:<align>:critmem\n"
+                );
+                return Err(EBUSY);
+            }
+            IomemClaim::insert_into_ram(start, size).inspect_err(|e| {
+                pr_err!("cannot claim [{start:#x}-{end:#x}] in /proc/iomem: {e:?}\n")
+            })
+        }
+        Source::Memmap => {
+            if iomem::system_ram_overlap(start, size) != Overlap::Disjoint {
+                pr_err!(
+                    "critmem.base={start:#x} critmem.size={size:#x} covers System RAM; reserve \
+                     it at boot with memmap={size:#x}${start:#x} (in GRUB write $ as \\\\\\$)\n"
+                );
+                return Err(EINVAL);
+            }
+            let reserved = iomem::e820_reserved_bytes(start, size);
+            if reserved != size {
+                pr_err!(
+                    "critmem.base={start:#x} critmem.size={size:#x}: only {reserved:#x} bytes \
+                     are E820-reserved; boot with memmap={size:#x}${start:#x} covering the whole \
+                     range\n"
+                );
+                return Err(EINVAL);
+            }
+            if let Some((s, e)) = iomem::busy_claim(start, size) {
+                pr_err!(
+                    "critmem.base={start:#x} critmem.size={size:#x} overlaps the claimed \
+                     resource [{s:#x}-{e:#x}] (see /proc/iomem); fix memmap= and \
+                     critmem.base=/critmem.size=\n"
+                );
+                return Err(EBUSY);
+            }
+            IomemClaim::request(start, size).inspect_err(|_| {
+                pr_err!(
+                    "[{start:#x}-{end:#x}] is already claimed (see /proc/iomem); fix memmap= \
+                     and critmem.base=/critmem.size=\n"
+                )
+            })
+        }
+    }
+}
+
+impl Pool {
+    /// Finds, validates and claims the pool. Zeroing starts with
+    /// [`Pool::start_zeroing`].
+    pub(crate) fn claim(params: &Params, caps: Caps) -> Result<Arc<Self>> {
+        let (start, size, source) = locate(params)?;
+        let claim = claim(start, size, source)?;
+        let mapping = KernelMapping::new(start, size).inspect_err(|_| {
+            pr_err!("cannot map [{start:#x}-{:#x}] write-back\n", start + size - 1)
+        })?;
+        let free = FreeMap::new(start, start + size)?;
+        Arc::pin_init(
+            try_pin_init!(Pool {
+                start,
+                size,
+                source,
+                caps,
+                mapping,
+                _claim: claim,
+                state <- new_mutex!(PoolState {
+                    free,
+                    slices: KVec::new(),
+                    next_id: 1,
+                    stopping: false,
+                }),
+                zero_work <- new_work!("critmem::Pool::zero_work"),
+            }),
+            GFP_KERNEL,
+        )
+    }
+
+    /// Physical address of the first byte.
+    pub(crate) fn start(&self) -> u64 {
+        self.start
+    }
+
+    /// Size in bytes.
+    pub(crate) fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Where the pool came from, as named in `/proc/critmem`.
+    pub(crate) fn source_name(&self) -> &'static str {
+        self.source.name()
+    }
+
+    /// Page sizes usable for mappings.
+    pub(crate) fn caps(&self) -> Caps {
+        self.caps
+    }
+
+    /// Queues the background zeroer.
+    pub(crate) fn start_zeroing(self: &Arc<Self>) {
+        // An `Err` means it is already queued, which is just as good.
+        let _ = workqueue::system_unbound().enqueue(self.clone());
+    }
+
+    /// Stops the background zeroer and waits for it. Nothing may queue it
+    /// afterwards (no slice may be live).
+    pub(crate) fn stop_zeroing(&self) {
+        self.state.lock().stopping = true;
+        // SAFETY: `zero_work` is an initialised work item inside `self`,
+        // which outlives this call; `flush_work` only waits for it.
+        unsafe { bindings::flush_work(Work::raw_get(&raw const self.zero_work)) };
+    }
+
+    /// The worker: zeroes dirty free memory chunk by chunk.
+    fn zero_free_memory(&self) {
+        loop {
+            let mut st = self.state.lock();
+            if st.stopping {
+                return;
+            }
+            let Some((start, end)) = st.free.next_dirty(ZERO_CHUNK) else {
+                return;
+            };
+            // Record first: nobody sees the state until the lock is dropped,
+            // and the zeroing below happens before that.
+            if st.free.mark_zeroed(start, end).is_err() {
+                // Out of memory for bookkeeping: leave the rest to ALLOC's
+                // synchronous zeroing and the next release.
+                return;
+            }
+            self.mapping.zero(start, end - start);
+            drop(st);
+            cond_resched();
+        }
+    }
+
+    /// Zeroes `[start, end)`, which the caller owns, in chunks; fails with
+    /// `ERESTARTSYS` if a signal arrives.
+    fn zero_owned(&self, start: u64, end: u64) -> Result {
+        let mut at = start;
+        while at < end {
+            if kernel::current!().signal_pending() {
+                return Err(ERESTARTSYS);
+            }
+            let next = end.min(at + ZERO_CHUNK);
+            self.mapping.zero(at, next - at);
+            at = next;
+            cond_resched();
+        }
+        Ok(())
+    }
+
+    /// Hands out a zeroed slice of `size` bytes whose start is aligned to
+    /// `align`, owned by process `pid`.
+    ///
+    /// Errors: `EINVAL` for a size that is zero, not a 4 KiB multiple or
+    /// larger than the pool, or an alignment that is not a power of two;
+    /// `ENOMEM` when no free range fits (nothing changes then).
+    pub(crate) fn alloc(self: &Arc<Self>, size: u64, align: u64, pid: i32) -> Result<Arc<Slice>> {
+        if size == 0 || size % PAGE_SIZE != 0 || size > self.size {
+            return Err(EINVAL);
+        }
+        let align = match align {
+            0 => PAGE_SIZE,
+            a if a.is_power_of_two() => a.max(PAGE_SIZE),
+            _ => return Err(EINVAL),
+        };
+        // Allocated before taking memory, so nothing can fail afterwards.
+        let slot = UniqueArc::new_uninit(GFP_KERNEL)?;
+        let mut dirty = KVec::new();
+        let (start, id) = {
+            let mut guard = self.state.lock();
+            let st = &mut *guard;
+            let start = st.free.find(size, align).ok_or(ENOMEM)?;
+            st.slices.reserve(1, GFP_KERNEL)?;
+            st.free.take(start, size, &mut dirty)?;
+            let id = st.next_id;
+            st.next_id += 1;
+            // Cannot fail: reserved above.
+            let _ = st.slices.push_within_capacity(SliceRecord {
+                id,
+                start,
+                size,
+                pid,
+                mappings: 0,
+                zeroing: !dirty.is_empty(),
+            });
+            (start, id)
+        };
+        // INVARIANT: `[start, start + size)` left the free map above and now
+        // belongs to this slice alone.
+        let slice: Arc<Slice> = slot.write(Slice::new(self.clone(), id, start, size)).into();
+        if !dirty.is_empty() {
+            for &(s, e) in dirty.iter() {
+                // On error dropping `slice` gives the range back.
+                self.zero_owned(s, e)?;
+            }
+            if let Some(r) = self.state.lock().slices.iter_mut().find(|r| r.id == id) {
+                r.zeroing = false;
+            }
+        }
+        Ok(slice)
+    }
+
+    /// Returns a dropped slice's range to the pool and queues its zeroing.
+    pub(crate) fn release(self: &Arc<Self>, id: u64, start: u64, size: u64) {
+        {
+            let mut st = self.state.lock();
+            st.free.give_back(start, size);
+            st.slices.retain(|r| r.id != id);
+        }
+        self.start_zeroing();
+    }
+
+    /// Counts a mapping of slice `id` made (`+1`) or gone (`-1`).
+    pub(crate) fn note_mapping(&self, id: u64, delta: i32) {
+        if let Some(r) = self.state.lock().slices.iter_mut().find(|r| r.id == id) {
+            r.mappings = r.mappings.saturating_add_signed(delta);
+        }
+    }
+
+    /// The pool's figures.
+    pub(crate) fn figures(&self) -> Figures {
+        let st = self.state.lock();
+        Figures {
+            free: st.free.free_bytes(),
+            free_zeroed: st.free.zeroed_bytes(),
+            largest_free: st.free.largest_free(),
+            slices: st.slices.len() as u64,
+        }
+    }
+
+    /// Fills the pool part of an INFO reply.
+    pub(crate) fn info(&self) -> abi::PoolInfo {
+        let f = self.figures();
+        abi::PoolInfo {
+            abi_version: abi::ABI_VERSION,
+            source: self.source.abi(),
+            pool_start: self.start,
+            pool_size: self.size,
+            pool_align: natural_align(self.start),
+            free_bytes: f.free,
+            free_zeroed_bytes: f.free_zeroed,
+            largest_free: f.largest_free,
+            slice_count: f.slices,
+            ..Default::default()
+        }
+    }
+
+    /// Writes `/proc/critmem` (format in `kmod/README.md`).
+    pub(crate) fn write_map_file(&self, m: &SeqFile) {
+        use abi::map_keys as k;
+        let st = self.state.lock();
+        seq_print!(m, "{}={}\n", k::VERSION, abi::ABI_VERSION);
+        seq_print!(m, "{}={}\n", k::SOURCE, self.source.name());
+        seq_print!(m, "{}={:#x}\n", k::START, self.start);
+        seq_print!(m, "{}={:#x}\n", k::END_INCLUSIVE, self.start + self.size - 1);
+        seq_print!(m, "{}={}\n", k::SIZE, self.size);
+        seq_print!(m, "{}={}\n", k::ALIGN, natural_align(self.start));
+        seq_print!(m, "{}={}\n", k::FREE, st.free.free_bytes());
+        seq_print!(m, "{}={}\n", k::FREE_ZEROED, st.free.zeroed_bytes());
+        seq_print!(m, "{}={}\n", k::SLICES, st.slices.len());
+        for r in st.slices.iter() {
+            let state = if r.zeroing {
+                k::SLICE_STATE_ZEROING
+            } else if r.mappings > 0 {
+                k::SLICE_STATE_MAPPED
+            } else {
+                k::SLICE_STATE_ALLOCATED
+            };
+            seq_print!(
+                m,
+                "{}=id={} start={:#x} end_inclusive={:#x} size={} pid={} state={}\n",
+                k::SLICE,
+                r.id,
+                r.start,
+                r.start + r.size - 1,
+                r.size,
+                r.pid,
+                state
+            );
+        }
+    }
+}
+
+#[cfg(any(not(CONFIG_PREEMPTION), CONFIG_PREEMPT_DYNAMIC))]
+fn cond_resched() {
+    extern "C" {
+        fn __cond_resched() -> kernel::ffi::c_int;
+    }
+    // SAFETY: `__cond_resched` may be called from any sleepable context; all
+    // callers run in process context without spinlocks held.
+    unsafe { __cond_resched() };
+}
+
+/// On a fully preemptible kernel the scheduler preempts long loops itself.
+#[cfg(all(CONFIG_PREEMPTION, not(CONFIG_PREEMPT_DYNAMIC)))]
+fn cond_resched() {}

@@ -1,0 +1,195 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! User mappings of a slice: raw PFN mappings faulted in with the largest
+//! page the alignment allows.
+//!
+//! The kernel's Rust API has no `vm_operations_struct` yet, so, as Rust
+//! binder does, the mapping's `vm_ops` and `vm_private_data` are set through
+//! the raw vma. `vm_private_data` holds one [`Arc`] reference to the slice
+//! per vma: `open` (vma copied by a split or mremap) takes another, `close`
+//! drops it.
+//!
+//! Faults: `.huge_fault` is asked first for a 1 GiB (PUD) and then a 2 MiB
+//! (PMD) entry; it inserts one when the aligned block lies inside the vma and
+//! its physical address is aligned too (so VA and PA must be congruent), and
+//! falls back otherwise. `.fault` inserts single 4 KiB pages.
+
+use crate::{
+    freemap::PAGE_SIZE,
+    pool::{SZ_1G, SZ_2M},
+    slice::Slice,
+};
+use kernel::{
+    bindings, ffi,
+    mm::virt::{flags, vm_flags_t, VmaNew, VmaRef},
+    sync::{Arc, ArcBorrow},
+};
+
+/// `VM_MAYSHARE`: set for every `MAP_SHARED` mapping, even of a file opened
+/// read-only (where `VM_SHARED` is cleared). The generated
+/// `bindings::VM_MAYSHARE` is wrong in 7.2 (its helper reads `VM_MAYEXEC`),
+/// so it is derived from the bit number here.
+const VM_MAYSHARE: vm_flags_t = 1 << bindings::VMA_MAYSHARE_BIT;
+
+const PAGE_SHIFT: u32 = 12;
+
+/// The mapping's file offset in bytes (`vm_pgoff << PAGE_SHIFT`).
+pub(crate) fn offset(vma: &VmaRef) -> u64 {
+    // SAFETY: By the invariants of `VmaRef` the vma is valid and at least its
+    // read lock is held, under which `vm_pgoff` does not change.
+    let pgoff = unsafe { (*vma.as_ptr()).vm_pgoff };
+    (pgoff as u64) << PAGE_SHIFT
+}
+
+/// Whether the mapping is `MAP_SHARED`.
+pub(crate) fn is_shared(vma: &VmaRef) -> bool {
+    vma.flags() & VM_MAYSHARE != 0
+}
+
+/// Makes `vma`, being set up by our `mmap`, a PFN mapping of `slice` at the
+/// vma's file offset. The caller has checked that the mapping is shared and
+/// lies inside the slice.
+pub(crate) fn install(vma: &VmaNew, slice: Arc<Slice>) {
+    vma.set_io();
+    vma.set_dontexpand();
+    vma.set_dontcopy();
+    vma.set_dontdump();
+    slice.pool().note_mapping(slice.id(), 1);
+    let raw = vma.as_ptr();
+    // SAFETY: The vma is undergoing initial setup in `f_op->mmap` (invariant
+    // of `VmaNew`), so nothing else reads or writes these fields yet.
+    // - VM_PFNMAP is valid here: VM_MIXEDMAP is never set on our vmas, and the
+    //   mapping is shared, so not a COW mapping.
+    // - `CRITMEM_VM_OPS` is a `'static` table whose callbacks expect
+    //   `vm_private_data` to hold an `Arc<Slice>` reference, which we store
+    //   and which `close` releases.
+    unsafe {
+        (*raw).__bindgen_anon_2.vm_flags |= flags::PFNMAP;
+        (*raw).vm_ops = &CRITMEM_VM_OPS;
+        (*raw).vm_private_data = Arc::into_raw(slice).cast_mut().cast();
+    }
+}
+
+const CRITMEM_VM_OPS: bindings::vm_operations_struct = bindings::vm_operations_struct {
+    open: Some(vma_open),
+    close: Some(vma_close),
+    fault: Some(vma_fault),
+    huge_fault: Some(vma_huge_fault),
+    ..pin_init::zeroed()
+};
+
+/// The slice a vma of ours maps.
+///
+/// # Safety
+///
+/// `vma` must be a valid vma set up by [`install`] (or copied from one and
+/// passed to `open`), not yet passed to `close`, for the duration of `'a`.
+unsafe fn slice_of<'a>(vma: *const bindings::vm_area_struct) -> ArcBorrow<'a, Slice> {
+    // SAFETY: By the caller's guarantee `vm_private_data` holds a reference
+    // made by `Arc::into_raw`, alive until `close` drops it.
+    unsafe { ArcBorrow::from_raw((*vma).vm_private_data.cast::<Slice>()) }
+}
+
+/// `vm_ops->open`: a copy of one of our vmas now exists (split, mremap).
+///
+/// # Safety
+///
+/// Called by the mm core with a valid vma copied from one of ours, so its
+/// `vm_private_data` is the same slice pointer.
+unsafe extern "C" fn vma_open(vma: *mut bindings::vm_area_struct) {
+    // SAFETY: The copy shares `vm_private_data` with the live original, whose
+    // reference keeps the slice alive during this call.
+    let slice = unsafe { slice_of(vma) };
+    let slice: Arc<Slice> = slice.into();
+    slice.pool().note_mapping(slice.id(), 1);
+    // The copy gets its own reference; its `close` drops it.
+    let _ = Arc::into_raw(slice);
+}
+
+/// `vm_ops->close`: the vma is going away; drop its slice reference.
+///
+/// # Safety
+///
+/// Called by the mm core once per vma set up by [`install`] or `open`.
+unsafe extern "C" fn vma_close(vma: *mut bindings::vm_area_struct) {
+    // SAFETY: `vm_private_data` holds the reference this vma owns (made by
+    // `install` or `vma_open`); `close` is its last user, so taking it back
+    // is sound. The page tables were already zapped by the core.
+    let slice = unsafe { Arc::from_raw((*vma).vm_private_data.cast::<Slice>()) };
+    slice.pool().note_mapping(slice.id(), -1);
+    // Dropping the last reference returns the slice to the pool.
+}
+
+/// `vm_ops->fault`: a 4 KiB page.
+///
+/// # Safety
+///
+/// Called by the mm core with a valid `vmf` for one of our vmas, mmap or vma
+/// lock held.
+unsafe extern "C" fn vma_fault(vmf: *mut bindings::vm_fault) -> bindings::vm_fault_t {
+    // SAFETY: Same contract as `vma_huge_fault` with order 0.
+    unsafe { vma_huge_fault(vmf, 0) }
+}
+
+/// `vm_ops->huge_fault`: a page of `PAGE_SIZE << order` bytes.
+///
+/// # Safety
+///
+/// Called by the mm core with a valid `vmf` for one of our vmas, mmap or vma
+/// lock held; for PMD/PUD orders `vmf->pmd`/`vmf->pud` are set up.
+unsafe extern "C" fn vma_huge_fault(
+    vmf: *mut bindings::vm_fault,
+    order: ffi::c_uint,
+) -> bindings::vm_fault_t {
+    // SAFETY: `vmf` is valid for this call, and its vma is ours and alive.
+    let (vma, address, write) = unsafe {
+        (
+            (*vmf).__bindgen_anon_1.vma,
+            (*vmf).__bindgen_anon_1.address as u64,
+            (*vmf).flags & bindings::fault_flag_FAULT_FLAG_WRITE != 0,
+        )
+    };
+    // SAFETY: The fault path holds the vma's read lock for this call.
+    let area = unsafe { VmaRef::from_raw(vma) };
+    // SAFETY: The vma is ours and alive (see above).
+    let slice = unsafe { slice_of(vma) };
+
+    let page = match order {
+        0 => PAGE_SIZE,
+        bindings::PMD_ORDER => SZ_2M,
+        bindings::PUD_ORDER if slice.pool().caps().pud => SZ_1G,
+        _ => return bindings::vm_fault_reason_VM_FAULT_FALLBACK,
+    };
+    let fallback = if order == 0 {
+        bindings::vm_fault_reason_VM_FAULT_SIGBUS
+    } else {
+        bindings::vm_fault_reason_VM_FAULT_FALLBACK
+    };
+    let va = address & !(page - 1);
+    let (vm_start, vm_end) = (area.start() as u64, area.end() as u64);
+    if va < vm_start || va + page > vm_end {
+        return fallback;
+    }
+    let off = offset(area) + (va - vm_start);
+    if off + page > slice.size() {
+        return fallback;
+    }
+    let pa = slice.start() + off;
+    if pa % page != 0 {
+        return fallback;
+    }
+    let pfn = (pa >> PAGE_SHIFT) as ffi::c_ulong;
+    // SAFETY: `vmf` is a valid fault for our VM_PFNMAP, shared vma; the block
+    // `[va, va + page)` lies inside the vma and maps `[pa, pa + page)`, which
+    // lies inside the slice the vma holds a reference to, so the memory stays
+    // ours while mapped (the slice outlives every vma mapping it). For the
+    // huge orders the core prepared `vmf->pmd`/`vmf->pud`, and `pa` is aligned
+    // to the page size.
+    unsafe {
+        match order {
+            0 => bindings::vmf_insert_pfn(vma, va as ffi::c_ulong, pfn),
+            bindings::PMD_ORDER => bindings::vmf_insert_pfn_pmd(vmf, pfn, write),
+            _ => bindings::vmf_insert_pfn_pud(vmf, pfn, write),
+        }
+    }
+}
