@@ -77,7 +77,10 @@ impl CheckReport {
 
     /// The report, for people.
     pub fn render(&self) -> String {
-        let mut s = format!("kernel {} (configuration: {})\n", self.release, self.config_source);
+        let mut s = format!(
+            "kernel {} (configuration: {})\n",
+            self.release, self.config_source
+        );
         for (v, text) in &self.items {
             let tag = match v {
                 Verdict::Ok => "ok  ",
@@ -89,7 +92,9 @@ impl CheckReport {
         }
         let answer = match (self.reserve_mode, self.memmap_mode) {
             (true, true) => "yes (reserve and memmap modes)".to_string(),
-            (false, true) => "yes, memmap mode only (reserve_mem= needs Linux 6.11 or later)".to_string(),
+            (false, true) => {
+                "yes, memmap mode only (reserve_mem= needs Linux 6.11 or later)".to_string()
+            }
             (true, false) => "yes, reserve mode only".to_string(),
             (false, false) => {
                 let reasons: Vec<&str> = self
@@ -101,7 +106,10 @@ impl CheckReport {
                 format!("no ({})", reasons.join("; "))
             }
         };
-        let _ = writeln!(s, "kernel supports independent memory configuration: {answer}");
+        let _ = writeln!(
+            s,
+            "kernel supports independent memory configuration: {answer}"
+        );
         s
     }
 }
@@ -127,7 +135,11 @@ fn prefix(root: &Root) -> String {
     if root.is_host() {
         String::new()
     } else {
-        root.dir().display().to_string().trim_end_matches('/').to_string()
+        root.dir()
+            .display()
+            .to_string()
+            .trim_end_matches('/')
+            .to_string()
     }
 }
 
@@ -175,9 +187,21 @@ pub fn check(root: &Root) -> Result<CheckReport, CheckError> {
 
     let reserve_ok = version >= (6, 11);
     items.push(if reserve_ok {
-        (Verdict::Ok, format!("Linux {}.{} >= 6.11: reserve_mem= is available (reserve mode)", version.0, version.1))
+        (
+            Verdict::Ok,
+            format!(
+                "Linux {}.{} >= 6.11: reserve_mem= is available (reserve mode)",
+                version.0, version.1
+            ),
+        )
     } else {
-        (Verdict::Fail, format!("Linux {}.{} < 6.11: no reserve_mem= (reserve mode unavailable; memmap mode only)", version.0, version.1))
+        (
+            Verdict::Fail,
+            format!(
+                "Linux {}.{} < 6.11: no reserve_mem= (reserve mode unavailable; memmap mode only)",
+                version.0, version.1
+            ),
+        )
     });
     req(
         builtin("CONFIG_RUST"),
@@ -197,7 +221,11 @@ pub fn check(root: &Root) -> Result<CheckReport, CheckError> {
         .collect();
     req(
         on("CONFIG_KVM") && !vendor.is_empty(),
-        format!("CONFIG_KVM={} with {}", val("CONFIG_KVM").unwrap_or("?"), vendor.join(", ")),
+        format!(
+            "CONFIG_KVM={} with {}",
+            val("CONFIG_KVM").unwrap_or("?"),
+            vendor.join(", ")
+        ),
         "CONFIG_KVM with CONFIG_KVM_AMD or CONFIG_KVM_INTEL is not enabled: no KVM".into(),
         &mut items,
     );
@@ -214,9 +242,15 @@ pub fn check(root: &Root) -> Result<CheckReport, CheckError> {
         &mut items,
     );
     items.push(if builtin("CONFIG_ARCH_SUPPORTS_PUD_PFNMAP") {
-        (Verdict::Ok, "CONFIG_ARCH_SUPPORTS_PUD_PFNMAP=y: 1 GiB PFN mappings".into())
+        (
+            Verdict::Ok,
+            "CONFIG_ARCH_SUPPORTS_PUD_PFNMAP=y: 1 GiB PFN mappings".into(),
+        )
     } else {
-        (Verdict::Warn, "CONFIG_ARCH_SUPPORTS_PUD_PFNMAP is not y: 1 GiB slices use 2 MiB pages".into())
+        (
+            Verdict::Warn,
+            "CONFIG_ARCH_SUPPORTS_PUD_PFNMAP is not y: 1 GiB slices use 2 MiB pages".into(),
+        )
     });
     items.push((
         Verdict::Info,

@@ -52,8 +52,16 @@ pub fn unified(path: &str, old: Option<&str>, new: Option<&str>) -> String {
     let rel = path.trim_start_matches('/');
     let mut out = format!(
         "--- {}\n+++ {}\n",
-        if old.is_some() { format!("a/{rel}") } else { "/dev/null".into() },
-        if new.is_some() { format!("b/{rel}") } else { "/dev/null".into() },
+        if old.is_some() {
+            format!("a/{rel}")
+        } else {
+            "/dev/null".into()
+        },
+        if new.is_some() {
+            format!("b/{rel}")
+        } else {
+            "/dev/null".into()
+        },
     );
     let ops = edit_script(&a, &b);
     const CTX: usize = 3;
@@ -102,10 +110,16 @@ pub fn unified(path: &str, old: Option<&str>, new: Option<&str>) -> String {
         }
         if !a_found {
             // No a-lines in the hunk: count those before it.
-            a_start = ops[..lo].iter().filter(|o| !matches!(o, Op::Add(_))).count();
+            a_start = ops[..lo]
+                .iter()
+                .filter(|o| !matches!(o, Op::Add(_)))
+                .count();
         }
         if !b_found {
-            b_start = ops[..lo].iter().filter(|o| !matches!(o, Op::Del(_))).count();
+            b_start = ops[..lo]
+                .iter()
+                .filter(|o| !matches!(o, Op::Del(_)))
+                .count();
         }
         let a_len = hunk.iter().filter(|o| !matches!(o, Op::Add(_))).count();
         let b_len = hunk.iter().filter(|o| !matches!(o, Op::Del(_))).count();
@@ -118,7 +132,11 @@ pub fn unified(path: &str, old: Option<&str>, new: Option<&str>) -> String {
                 format!("{},{}", start + 1, len)
             }
         };
-        out += &format!("@@ -{} +{} @@\n", range(a_start, a_len), range(b_start, b_len));
+        out += &format!(
+            "@@ -{} +{} @@\n",
+            range(a_start, a_len),
+            range(b_start, b_len)
+        );
         for op in hunk {
             match *op {
                 Op::Same(i, _) => out += &format!(" {}\n", a[i]),

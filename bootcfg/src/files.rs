@@ -37,7 +37,10 @@ pub fn host_files(spec: &PoolSpec) -> Vec<(&'static str, String)> {
             .to_string()
     });
     vec![
-        (MODPROBE_CONF, MODPROBE_TEMPLATE.replace("@OPTIONS@", &options)),
+        (
+            MODPROBE_CONF,
+            MODPROBE_TEMPLATE.replace("@OPTIONS@", &options),
+        ),
         (MODULES_LOAD_CONF, MODULES_LOAD_TEMPLATE.to_string()),
         (UDEV_RULE, UDEV_TEMPLATE.to_string()),
     ]

@@ -338,11 +338,7 @@ pub fn live_pool(root: &Root) -> Result<Option<LivePool>, HostError> {
             line: key.to_string(),
             reason: "key missing",
         })?;
-        let parsed = if hexa {
-            parse_hex(v)
-        } else {
-            v.parse().ok()
-        };
+        let parsed = if hexa { parse_hex(v) } else { v.parse().ok() };
         parsed.ok_or_else(|| HostError::Parse {
             path: root.path(path),
             line: format!("{key}={v}"),
@@ -366,7 +362,11 @@ mod tests {
     #[test]
     fn merges_adjacent_ranges() {
         assert_eq!(
-            merge(vec![(0x100000, 0x1fffff), (0, 0x9ffff), (0x200000, 0x2fffff)]),
+            merge(vec![
+                (0x100000, 0x1fffff),
+                (0, 0x9ffff),
+                (0x200000, 0x2fffff)
+            ]),
             vec![(0, 0x9ffff), (0x100000, 0x2fffff)]
         );
     }

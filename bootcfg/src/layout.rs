@@ -30,7 +30,11 @@ pub enum Flavour {
 
 impl Flavour {
     /// Every flavour, in the order of [`Flavour::name`]s shown to users.
-    pub const ALL: [Flavour; 3] = [Flavour::DebianGrub, Flavour::RhelGrubby, Flavour::SystemdBoot];
+    pub const ALL: [Flavour; 3] = [
+        Flavour::DebianGrub,
+        Flavour::RhelGrubby,
+        Flavour::SystemdBoot,
+    ];
 
     /// The flavour's name on the command line and in the state file.
     pub fn name(self) -> &'static str {
@@ -114,7 +118,11 @@ pub fn detect(root: &Root, forced: Option<Flavour>) -> Result<Layout, LayoutErro
         }
         return Ok(Layout {
             flavour,
-            grubby: if flavour == Flavour::RhelGrubby { grubby } else { None },
+            grubby: if flavour == Flavour::RhelGrubby {
+                grubby
+            } else {
+                None
+            },
             evidence: "forced with --bootloader".into(),
         });
     }

@@ -97,7 +97,11 @@ pub fn run(config: &Config, out: &mut dyn Write) -> Result<u8, Error> {
             let plan = plan::plan_apply(&root, &spec, &config.options)?;
             writeln!(out, "critmem pool: {}", spec.describe())?;
             writeln!(out, "kernel parameters: {}", plan.params.join(" "))?;
-            writeln!(out, "bootloader: {} ({})", plan.layout.flavour, plan.layout.evidence)?;
+            writeln!(
+                out,
+                "bootloader: {} ({})",
+                plan.layout.flavour, plan.layout.evidence
+            )?;
             if plan.is_noop() {
                 writeln!(out, "nothing to change: already applied")?;
             } else {
@@ -116,7 +120,11 @@ pub fn run(config: &Config, out: &mut dyn Write) -> Result<u8, Error> {
             if *dry_run {
                 write!(out, "{}", plan.render("would"))?;
             } else {
-                writeln!(out, "bootloader: {} ({})", plan.layout.flavour, plan.layout.evidence)?;
+                writeln!(
+                    out,
+                    "bootloader: {} ({})",
+                    plan.layout.flavour, plan.layout.evidence
+                )?;
                 let mut log = |line: String| {
                     let _ = writeln!(out, "{line}");
                 };

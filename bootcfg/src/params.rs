@@ -67,9 +67,11 @@ impl PoolSpec {
     pub fn modprobe_options(&self) -> Option<String> {
         match *self {
             PoolSpec::Reserve { .. } => None,
-            PoolSpec::Memmap { size, base } => {
-                Some(format!("options critmem base={} size={}", hex(base), hex(size)))
-            }
+            PoolSpec::Memmap { size, base } => Some(format!(
+                "options critmem base={} size={}",
+                hex(base),
+                hex(size)
+            )),
         }
     }
 
@@ -78,7 +80,11 @@ impl PoolSpec {
         use crate::units::human;
         match *self {
             PoolSpec::Reserve { size, align } => {
-                format!("reserve_mem mode, {} aligned to {}", human(size), human(align))
+                format!(
+                    "reserve_mem mode, {} aligned to {}",
+                    human(size),
+                    human(align)
+                )
             }
             PoolSpec::Memmap { size, base } => format!(
                 "memmap mode, {} at physical {}-{}",

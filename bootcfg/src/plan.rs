@@ -271,7 +271,10 @@ fn grub_update_cmd(root: &Root) -> Option<Cmd> {
 }
 
 fn grubby_cmd(root: &Root, layout: &Layout, arg: String) -> Cmd {
-    let grubby = layout.grubby.clone().unwrap_or_else(|| "/usr/sbin/grubby".into());
+    let grubby = layout
+        .grubby
+        .clone()
+        .unwrap_or_else(|| "/usr/sbin/grubby".into());
     let env = if root.is_host() {
         vec![]
     } else {
@@ -293,7 +296,10 @@ fn kernel_install_cmd(root: &Root, notes: &mut Vec<String>) -> Result<Option<Cmd
         return Ok(None);
     };
     let Some(rel) = host::os_release(root)? else {
-        notes.push("running kernel unknown: run kernel-install add for it to refresh its boot entry".into());
+        notes.push(
+            "running kernel unknown: run kernel-install add for it to refresh its boot entry"
+                .into(),
+        );
         return Ok(None);
     };
     let image = [
@@ -327,9 +333,14 @@ fn skip_reason(root: &Root, opts: &PlanOptions) -> Option<&'static str> {
 
 /// Builds the plan for `apply` with the pool `spec`.
 pub fn plan_apply(root: &Root, spec: &PoolSpec, opts: &PlanOptions) -> Result<Plan, PlanError> {
-    let layout = layout::detect(root, opts.bootloader)?;
-    let flavour = layout.flavour;
     let old_state = read_state(root)?;
+    // A re-apply keeps the flavour apply chose before, unless told otherwise.
+    let forced = opts.bootloader.or(old_state.as_ref().map(|s| s.flavour));
+    let mut layout = layout::detect(root, forced)?;
+    if opts.bootloader.is_none() && forced.is_some() {
+        layout.evidence = format!("recorded in {STATE_PATH}");
+    }
+    let flavour = layout.flavour;
     if let Some(old) = &old_state {
         if old.flavour != flavour {
             return Err(PlanError::FlavourChanged {
@@ -393,8 +404,9 @@ pub fn plan_apply(root: &Root, spec: &PoolSpec, opts: &PlanOptions) -> Result<Pl
         }
     } else if flavour == Flavour::SystemdBoot {
         // Without the file kernel-install uses /proc/cmdline; keep that.
-        let proc = host::booted_cmdline(root)?
-            .ok_or_else(|| PlanError::NoProcCmdline(root.path("/proc/cmdline").display().to_string()))?;
+        let proc = host::booted_cmdline(root)?.ok_or_else(|| {
+            PlanError::NoProcCmdline(root.path("/proc/cmdline").display().to_string())
+        })?;
         let base: String = proc
             .split_whitespace()
             .filter(|w| !w.starts_with("BOOT_IMAGE=") && !w.starts_with("initrd="))
@@ -420,7 +432,10 @@ pub fn plan_apply(root: &Root, spec: &PoolSpec, opts: &PlanOptions) -> Result<Pl
             }
         }
     }
-    state.dirs = old_state.as_ref().map(|s| s.dirs.clone()).unwrap_or_default();
+    state.dirs = old_state
+        .as_ref()
+        .map(|s| s.dirs.clone())
+        .unwrap_or_default();
     state.dirs.extend(mkdirs.iter().cloned());
 
     // Bootloader commands.
@@ -455,11 +470,15 @@ pub fn plan_apply(root: &Root, spec: &PoolSpec, opts: &PlanOptions) -> Result<Pl
                 .collect();
             let in_sync = !entries.is_empty()
                 && entries.iter().all(|(_, opts)| {
-                    words.iter().all(|w| opts.contains(w)) && !stale.iter().any(|w| opts.contains(w))
+                    words.iter().all(|w| opts.contains(w))
+                        && !stale.iter().any(|w| opts.contains(w))
                 });
             if !in_sync {
                 if opts.no_update {
-                    notes.push("grubby not run because --no-update was given: BLS entries unchanged".into());
+                    notes.push(
+                        "grubby not run because --no-update was given: BLS entries unchanged"
+                            .into(),
+                    );
                 } else {
                     if !stale.is_empty() {
                         commands.push(grubby_cmd(
@@ -468,7 +487,11 @@ pub fn plan_apply(root: &Root, spec: &PoolSpec, opts: &PlanOptions) -> Result<Pl
                             format!("--remove-args={}", stale.join(" ")),
                         ));
                     }
-                    commands.push(grubby_cmd(root, &layout, format!("--args={}", words.join(" "))));
+                    commands.push(grubby_cmd(
+                        root,
+                        &layout,
+                        format!("--args={}", words.join(" ")),
+                    ));
                     if !root.is_host() {
                         notes.push("--root is not /: running the grubby inside the root, with CRITMEM_BOOT_ROOT set (for test trees; for a real image run critmem-boot inside a chroot)".into());
                     }
@@ -476,7 +499,10 @@ pub fn plan_apply(root: &Root, spec: &PoolSpec, opts: &PlanOptions) -> Result<Pl
             }
         }
         Flavour::SystemdBoot => {
-            if files.iter().any(|f| f.path == KERNEL_CMDLINE && f.changes()) {
+            if files
+                .iter()
+                .any(|f| f.path == KERNEL_CMDLINE && f.changes())
+            {
                 match skip {
                     Some(why) => notes.push(format!(
                         "not running kernel-install because {why}; boot entries pick up {KERNEL_CMDLINE} at the next kernel-install"
@@ -595,7 +621,9 @@ pub fn plan_remove(root: &Root, opts: &PlanOptions) -> Result<Plan, PlanError> {
         if left == 0 {
             rmdirs.push(d.clone());
         } else {
-            notes.push(format!("keeping {d}: it holds files critmem-boot did not write"));
+            notes.push(format!(
+                "keeping {d}: it holds files critmem-boot did not write"
+            ));
         }
     }
     let skip = skip_reason(root, opts);

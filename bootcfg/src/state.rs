@@ -129,7 +129,10 @@ mod tests {
     #[test]
     fn round_trips() {
         let mut st = State::new(Flavour::RhelGrubby);
-        st.params = vec!["memmap=1G$0x40000000".into(), "critmem.base=0x40000000".into()];
+        st.params = vec![
+            "memmap=1G$0x40000000".into(),
+            "critmem.base=0x40000000".into(),
+        ];
         st.created = vec!["/etc/modprobe.d/critmem.conf".into()];
         st.edited = vec!["/etc/kernel/cmdline".into()];
         st.dirs = vec!["/etc/critmem".into()];

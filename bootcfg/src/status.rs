@@ -29,18 +29,32 @@ pub fn pool_matches(booted: &PoolSpec, live: &LivePool) -> Result<(), String> {
     match *booted {
         PoolSpec::Reserve { size, align } => {
             if live.source != "reserve_mem" {
-                return Err(format!("booted in reserve mode, pool source is {}", live.source));
+                return Err(format!(
+                    "booted in reserve mode, pool source is {}",
+                    live.source
+                ));
             }
             if live.size != size {
-                return Err(format!("booted with {}, pool is {}", human(size), human(live.size)));
+                return Err(format!(
+                    "booted with {}, pool is {}",
+                    human(size),
+                    human(live.size)
+                ));
             }
             if live.start % align != 0 {
-                return Err(format!("pool start {} is not {}-aligned", hex(live.start), human(align)));
+                return Err(format!(
+                    "pool start {} is not {}-aligned",
+                    hex(live.start),
+                    human(align)
+                ));
             }
         }
         PoolSpec::Memmap { size, base } => {
             if live.source != "memmap" {
-                return Err(format!("booted in memmap mode, pool source is {}", live.source));
+                return Err(format!(
+                    "booted in memmap mode, pool source is {}",
+                    live.source
+                ));
             }
             if live.start != base || live.size != size {
                 return Err(format!(
@@ -57,7 +71,11 @@ pub fn pool_matches(booted: &PoolSpec, live: &LivePool) -> Result<(), String> {
 }
 
 /// Checks that the configured words are really in the bootloader's files.
-fn verify_configured(root: &Root, flavour: Flavour, words: &[String]) -> Result<Vec<String>, HostError> {
+fn verify_configured(
+    root: &Root,
+    flavour: Flavour,
+    words: &[String],
+) -> Result<Vec<String>, HostError> {
     let mut problems = Vec::new();
     match flavour {
         Flavour::DebianGrub => match root.read(GRUB_DROPIN)? {
@@ -95,13 +113,22 @@ pub fn status(root: &Root) -> Result<String, StatusError> {
     let configured = state.as_ref().map(|st| st.params.clone());
     match &state {
         Some(st) => {
-            let _ = writeln!(s, "configured ({}, {}): {}", st.flavour, STATE_PATH, st.params.join(" "));
+            let _ = writeln!(
+                s,
+                "configured ({}, {}): {}",
+                st.flavour,
+                STATE_PATH,
+                st.params.join(" ")
+            );
             for p in verify_configured(root, st.flavour, &st.params)? {
                 let _ = writeln!(s, "  warning: {p}; run critmem-boot apply again");
             }
         }
         None => {
-            let _ = writeln!(s, "configured: nothing ({STATE_PATH} absent: critmem-boot apply has not run)");
+            let _ = writeln!(
+                s,
+                "configured: nothing ({STATE_PATH} absent: critmem-boot apply has not run)"
+            );
         }
     }
 
@@ -144,16 +171,26 @@ pub fn status(root: &Root) -> Result<String, StatusError> {
             }
         }
         None => {
-            let _ = writeln!(s, "live pool: none (/proc/critmem absent: critmem.ko not loaded)");
+            let _ = writeln!(
+                s,
+                "live pool: none (/proc/critmem absent: critmem.ko not loaded)"
+            );
         }
     }
 
     match (configured, booted) {
         (Some(c), Some(b)) if c == b => {
-            let _ = writeln!(s, "a reboot changes nothing: the configured parameters are the booted ones");
+            let _ = writeln!(
+                s,
+                "a reboot changes nothing: the configured parameters are the booted ones"
+            );
         }
         (Some(c), Some(b)) => {
-            let from = if b.is_empty() { "(none)".to_string() } else { b.join(" ") };
+            let from = if b.is_empty() {
+                "(none)".to_string()
+            } else {
+                b.join(" ")
+            };
             let _ = writeln!(s, "a reboot changes the pool: {from} -> {}", c.join(" "));
         }
         (Some(c), None) => {
@@ -167,7 +204,10 @@ pub fn status(root: &Root) -> Result<String, StatusError> {
             );
         }
         (None, _) => {
-            let _ = writeln!(s, "a reboot brings no critmem pool unless configured: run critmem-boot apply");
+            let _ = writeln!(
+                s,
+                "a reboot brings no critmem pool unless configured: run critmem-boot apply"
+            );
         }
     }
     Ok(s)

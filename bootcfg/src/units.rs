@@ -60,15 +60,16 @@ pub fn parse_bytes(text: &str, what: &'static str) -> Result<u64, SizeError> {
         what,
         text: text.to_string(),
     };
-    let (digits, radix, rest) = if let Some(hex) = t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
-        let end = hex
-            .find(|c: char| !c.is_ascii_hexdigit())
-            .unwrap_or(hex.len());
-        (&hex[..end], 16, &hex[end..])
-    } else {
-        let end = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-        (&t[..end], 10, &t[end..])
-    };
+    let (digits, radix, rest) =
+        if let Some(hex) = t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
+            let end = hex
+                .find(|c: char| !c.is_ascii_hexdigit())
+                .unwrap_or(hex.len());
+            (&hex[..end], 16, &hex[end..])
+        } else {
+            let end = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+            (&t[..end], 10, &t[end..])
+        };
     if digits.is_empty() {
         return Err(malformed());
     }
@@ -141,7 +142,9 @@ mod tests {
 
     #[test]
     fn rejects_garbage() {
-        for bad in ["", "G", "16Q", "16 G", "1.5G", "-1G", "16GG", "0x", "16iB", "abc"] {
+        for bad in [
+            "", "G", "16Q", "16 G", "1.5G", "-1G", "16GG", "0x", "16iB", "abc",
+        ] {
             assert!(parse_bytes(bad, "size").is_err(), "{bad:?} accepted");
         }
         assert!(matches!(

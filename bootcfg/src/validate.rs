@@ -126,7 +126,9 @@ pub enum ValidateError {
         ranges: String,
     },
     /// No RAM map to check a memmap base against.
-    #[error("cannot check --base: neither {0}/sys/firmware/memmap nor {0}/proc/iomem lists System RAM")]
+    #[error(
+        "cannot check --base: neither {0}/sys/firmware/memmap nor {0}/proc/iomem lists System RAM"
+    )]
     NoRamMap(String),
     /// The pool is larger than the machine's RAM.
     #[error("invalid --size: {size} is larger than this machine's RAM ({ram})")]
@@ -225,8 +227,7 @@ pub fn validate(req: &PoolRequest, root: &Root) -> Result<PoolSpec, ValidateErro
         });
     }
     if let PoolSpec::Memmap { size, base } = spec {
-        let map = host::ram_map(root)?
-            .ok_or_else(|| ValidateError::NoRamMap(root_prefix(root)))?;
+        let map = host::ram_map(root)?.ok_or_else(|| ValidateError::NoRamMap(root_prefix(root)))?;
         if !map.contains(base, size) {
             return Err(ValidateError::BaseOutsideRam {
                 start: hex(base),
@@ -261,7 +262,11 @@ fn root_prefix(root: &Root) -> String {
     if root.is_host() {
         String::new()
     } else {
-        root.dir().display().to_string().trim_end_matches('/').to_string()
+        root.dir()
+            .display()
+            .to_string()
+            .trim_end_matches('/')
+            .to_string()
     }
 }
 

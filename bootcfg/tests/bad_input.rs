@@ -21,20 +21,44 @@ fn refuse(tree: &Tree, args: &[&str], want: &str) {
 fn malformed_sizes() {
     let t = debian("bad-size");
     refuse(&t, &["--size", "16Q"], "invalid --size: malformed size '16Q': expected a number with an optional K, M, G or T suffix");
-    refuse(&t, &["--size", "1.5G"], "invalid --size: malformed size '1.5G'");
-    refuse(&t, &["--size", "lots"], "invalid --size: malformed size 'lots'");
+    refuse(
+        &t,
+        &["--size", "1.5G"],
+        "invalid --size: malformed size '1.5G'",
+    );
+    refuse(
+        &t,
+        &["--size", "lots"],
+        "invalid --size: malformed size 'lots'",
+    );
     refuse(&t, &["--size", ""], "invalid --size: empty size");
     refuse(&t, &["--size", "0"], "the pool size must not be zero");
-    refuse(&t, &["--size", "1000"], "invalid --size 1000: the pool size must be a multiple of 4 KiB");
-    refuse(&t, &["--size", "99999999999T"], "invalid --size: size '99999999999T' is too large");
+    refuse(
+        &t,
+        &["--size", "1000"],
+        "invalid --size 1000: the pool size must be a multiple of 4 KiB",
+    );
+    refuse(
+        &t,
+        &["--size", "99999999999T"],
+        "invalid --size: size '99999999999T' is too large",
+    );
 }
 
 #[test]
 fn size_larger_than_ram() {
     let t = debian("bad-big");
-    refuse(&t, &["--size", "128G"], "invalid --size: 128 GiB is larger than this machine's RAM (62.80 GiB)");
+    refuse(
+        &t,
+        &["--size", "128G"],
+        "invalid --size: 128 GiB is larger than this machine's RAM (62.80 GiB)",
+    );
     // --force does not allow it either.
-    refuse(&t, &["--size", "128G", "--force"], "is larger than this machine's RAM");
+    refuse(
+        &t,
+        &["--size", "128G", "--force"],
+        "is larger than this machine's RAM",
+    );
 }
 
 #[test]
@@ -52,13 +76,31 @@ fn size_below_safe_minimum_needs_force() {
 #[test]
 fn bad_alignments() {
     let t = debian("bad-align");
-    refuse(&t, &["--size", "16G", "--align", "3G"], "invalid --align 3G: the alignment must be a power of two (such as 2M or 1G)");
-    refuse(&t, &["--size", "16G", "--align", "12345"], "invalid --align 12345: the alignment must be a power of two");
-    refuse(&t, &["--size", "16G", "--align", "1K"], "invalid --align 1K: the alignment must be at least 4K");
-    refuse(&t, &["--size", "16G", "--align", "x"], "invalid --align: malformed alignment 'x'");
     refuse(
         &t,
-        &["--size", "4G", "--mode", "memmap", "--base", "4G", "--align", "1G"],
+        &["--size", "16G", "--align", "3G"],
+        "invalid --align 3G: the alignment must be a power of two (such as 2M or 1G)",
+    );
+    refuse(
+        &t,
+        &["--size", "16G", "--align", "12345"],
+        "invalid --align 12345: the alignment must be a power of two",
+    );
+    refuse(
+        &t,
+        &["--size", "16G", "--align", "1K"],
+        "invalid --align 1K: the alignment must be at least 4K",
+    );
+    refuse(
+        &t,
+        &["--size", "16G", "--align", "x"],
+        "invalid --align: malformed alignment 'x'",
+    );
+    refuse(
+        &t,
+        &[
+            "--size", "4G", "--mode", "memmap", "--base", "4G", "--align", "1G",
+        ],
         "--align applies to reserve mode only",
     );
 }
@@ -84,9 +126,21 @@ fn base_outside_ram() {
         &["--size", "1G", "--mode", "memmap", "--base", "1T"],
         "is not inside System RAM",
     );
-    refuse(&t, &["--size", "1G", "--mode", "memmap", "--base", "0x40000800"], "invalid --base 0x40000800: the base must be a multiple of 4 KiB");
-    refuse(&t, &["--size", "1G", "--mode", "memmap"], "memmap mode needs --base ADDR");
-    refuse(&t, &["--size", "1G", "--base", "4G"], "--base applies to memmap mode only");
+    refuse(
+        &t,
+        &["--size", "1G", "--mode", "memmap", "--base", "0x40000800"],
+        "invalid --base 0x40000800: the base must be a multiple of 4 KiB",
+    );
+    refuse(
+        &t,
+        &["--size", "1G", "--mode", "memmap"],
+        "memmap mode needs --base ADDR",
+    );
+    refuse(
+        &t,
+        &["--size", "1G", "--base", "4G"],
+        "--base applies to memmap mode only",
+    );
 }
 
 #[test]
@@ -102,7 +156,15 @@ fn base_checked_against_proc_iomem_without_firmware_map() {
         &["--size", "1G", "--mode", "memmap", "--base", "0xc0000000"],
         "is not inside System RAM according to /proc/iomem",
     );
-    t.ok(&["plan", "--size", "1G", "--mode", "memmap", "--base", "0x100000000"]);
+    t.ok(&[
+        "plan",
+        "--size",
+        "1G",
+        "--mode",
+        "memmap",
+        "--base",
+        "0x100000000",
+    ]);
 }
 
 #[test]
@@ -136,14 +198,21 @@ fn foreign_file_is_not_overwritten() {
 fn missing_meminfo_is_reported() {
     let t = debian("bad-meminfo");
     std::fs::remove_file(t.dir.join("proc/meminfo")).unwrap();
-    refuse(&t, &["--size", "16G"], "<ROOT>/proc/meminfo is missing: needed to check the pool size against the host's RAM");
+    refuse(
+        &t,
+        &["--size", "16G"],
+        "<ROOT>/proc/meminfo is missing: needed to check the pool size against the host's RAM",
+    );
 }
 
 #[test]
 fn remove_without_apply() {
     let t = debian("bad-remove");
     let err = t.fails(&["remove"]);
-    assert!(err.contains("nothing to remove: /etc/critmem/boot.state does not exist"), "{err}");
+    assert!(
+        err.contains("nothing to remove: /etc/critmem/boot.state does not exist"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -151,7 +220,10 @@ fn corrupt_state_file() {
     let t = debian("bad-state");
     t.write("/etc/critmem/boot.state", "flavour=lilo\n");
     let err = t.fails(&["remove"]);
-    assert!(err.contains("/etc/critmem/boot.state: unknown flavour \"lilo\""), "{err}");
+    assert!(
+        err.contains("/etc/critmem/boot.state: unknown flavour \"lilo\""),
+        "{err}"
+    );
     refuse(&t, &["--size", "16G"], "unknown flavour \"lilo\"");
 }
 
@@ -168,4 +240,16 @@ fn root_must_exist() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a directory"));
     assert!(!missing.exists());
+}
+
+#[test]
+fn switching_bootloader_needs_remove_first() {
+    let t = debian("bad-switch");
+    t.ok(&["apply", "--size", "16G"]);
+    t.write("/etc/kernel/cmdline", "root=UUID=0b5e-77 ro\n");
+    refuse(
+        &t,
+        &["--size", "16G", "--bootloader", "systemd-boot"],
+        "critmem-boot last configured debian-grub but this system now looks like systemd-boot; run `critmem-boot remove` first",
+    );
 }

@@ -134,7 +134,7 @@ impl VmConfig {
         if self.memory > host_total {
             return Err(ConfigError::MemoryExceedsHost {
                 requested: format_size(self.memory),
-                host: format_size(host_total),
+                host: format!("{} MiB", host_total >> 20),
             });
         }
         Ok(())
@@ -263,7 +263,7 @@ mod tests {
         c.memory = 2 << 30;
         assert_eq!(
             c.validate_host_memory(1 << 30).unwrap_err().to_string(),
-            "--memory 2G is bigger than the host's RAM (1G)"
+            "--memory 2G is bigger than the host's RAM (1024 MiB)"
         );
     }
 

@@ -36,6 +36,18 @@ pub enum LoaderError {
     /// The kernel image is neither ELF nor bzImage.
     #[error("kernel image {0} is neither an ELF vmlinux nor a bzImage")]
     UnknownKernelFormat(PathBuf),
+    /// The kernel image is shorter than its own headers say.
+    #[error(
+        "kernel image {path} is truncated or corrupt: {size} bytes, its headers need {needed}"
+    )]
+    TruncatedKernel {
+        /// The image path.
+        path: PathBuf,
+        /// The file's size.
+        size: u64,
+        /// The size its headers describe.
+        needed: u64,
+    },
     /// linux-loader rejected the kernel image.
     #[error("cannot load kernel image {path}")]
     LoadKernel {
@@ -111,20 +123,78 @@ pub fn kernel_format(head: &[u8]) -> Option<KernelFormat> {
     }
 }
 
-/// Opens the kernel image and identifies its format, before any resource
-/// (guest memory, a critmem slice) is allocated for it.
+/// How many bytes an image with these first bytes must have, from its own
+/// headers: for a bzImage the setup sectors plus `syssize` paragraphs; for
+/// an ELF the end of its last loadable segment in the file (program headers
+/// must lie within `head`). `None` if the headers cannot tell.
+pub fn expected_image_size(head: &[u8], format: KernelFormat) -> Option<u64> {
+    let u16_at = |o: usize| {
+        head.get(o..o + 2)
+            .map(|b| u64::from(u16::from_le_bytes([b[0], b[1]])))
+    };
+    let u32_at = |o: usize| {
+        head.get(o..o + 4)
+            .map(|b| u64::from(u32::from_le_bytes([b[0], b[1], b[2], b[3]])))
+    };
+    let u64_at = |o: usize| {
+        head.get(o..o + 8)
+            .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")))
+    };
+    match format {
+        KernelFormat::BzImage => {
+            let version = u16_at(0x206)?;
+            if version < 0x0204 {
+                return None; // syssize is only 32-bit from protocol 2.04
+            }
+            let setup_sects = match *head.get(0x1f1)? {
+                0 => 4,
+                n => u64::from(n),
+            };
+            Some((setup_sects + 1) * 512 + u32_at(0x1f4)? * 16)
+        }
+        KernelFormat::Elf => {
+            const PT_LOAD: u64 = 1;
+            let phoff = u64_at(0x20)? as usize;
+            let phentsize = u16_at(0x36)? as usize;
+            let phnum = u16_at(0x38)? as usize;
+            let mut end = (phoff + phentsize * phnum) as u64;
+            for i in 0..phnum {
+                let ph = phoff + i * phentsize;
+                if u32_at(ph)? == PT_LOAD {
+                    end = end.max(u64_at(ph + 8)? + u64_at(ph + 0x20)?);
+                }
+            }
+            Some(end)
+        }
+    }
+}
+
+/// Opens the kernel image, identifies its format and checks it is complete,
+/// before any resource (guest memory, a critmem slice) is allocated for it.
 pub fn check_kernel(path: &Path) -> Result<KernelFormat, LoaderError> {
     let file_err = |source| LoaderError::KernelFile {
         path: path.to_path_buf(),
         source,
     };
     let mut f = File::open(path).map_err(file_err)?;
-    let mut head = Vec::with_capacity(0x400);
+    let size = f.metadata().map_err(file_err)?.len();
+    let mut head = Vec::with_capacity(0x10000);
     f.by_ref()
-        .take(0x400)
+        .take(0x10000)
         .read_to_end(&mut head)
         .map_err(file_err)?;
-    kernel_format(&head).ok_or_else(|| LoaderError::UnknownKernelFormat(path.to_path_buf()))
+    let format =
+        kernel_format(&head).ok_or_else(|| LoaderError::UnknownKernelFormat(path.to_path_buf()))?;
+    if let Some(needed) = expected_image_size(&head, format) {
+        if size < needed {
+            return Err(LoaderError::TruncatedKernel {
+                path: path.to_path_buf(),
+                size,
+                needed,
+            });
+        }
+    }
+    Ok(format)
 }
 
 /// Checks that the initramfs (if any) can be read.
@@ -275,6 +345,70 @@ mod tests {
         assert!(e
             .to_string()
             .contains("neither an ELF vmlinux nor a bzImage"));
+    }
+
+    #[test]
+    fn bzimage_size_from_its_header() {
+        let mut bz = vec![0u8; 0x400];
+        bz[0x1f1] = 27; // setup sectors
+        bz[0x1f4..0x1f8].copy_from_slice(&0x1000u32.to_le_bytes()); // syssize
+        bz[0x202..0x206].copy_from_slice(b"HdrS");
+        bz[0x206..0x208].copy_from_slice(&0x020fu16.to_le_bytes());
+        assert_eq!(
+            expected_image_size(&bz, KernelFormat::BzImage),
+            Some(28 * 512 + 0x10000)
+        );
+        bz[0x1f1] = 0;
+        assert_eq!(
+            expected_image_size(&bz, KernelFormat::BzImage),
+            Some(5 * 512 + 0x10000)
+        );
+        bz[0x206..0x208].copy_from_slice(&0x0203u16.to_le_bytes());
+        assert_eq!(expected_image_size(&bz, KernelFormat::BzImage), None);
+    }
+
+    #[test]
+    fn elf_size_from_its_program_headers() {
+        let mut elf = vec![0u8; 0x200];
+        elf[..4].copy_from_slice(b"\x7fELF");
+        elf[0x20..0x28].copy_from_slice(&0x40u64.to_le_bytes()); // phoff
+        elf[0x36..0x38].copy_from_slice(&56u16.to_le_bytes()); // phentsize
+        elf[0x38..0x3a].copy_from_slice(&2u16.to_le_bytes()); // phnum
+        for (i, (ty, off, filesz)) in [(1u32, 0x1000u64, 0x5000u64), (4, 0x90000, 0x10)]
+            .iter()
+            .enumerate()
+        {
+            let ph = 0x40 + i * 56;
+            elf[ph..ph + 4].copy_from_slice(&ty.to_le_bytes());
+            elf[ph + 8..ph + 16].copy_from_slice(&off.to_le_bytes());
+            elf[ph + 0x20..ph + 0x28].copy_from_slice(&filesz.to_le_bytes());
+        }
+        // Only PT_LOAD segments count.
+        assert_eq!(expected_image_size(&elf, KernelFormat::Elf), Some(0x6000));
+    }
+
+    #[test]
+    fn truncated_kernel_is_refused_before_loading() {
+        let mut bz = vec![0u8; 0x1000];
+        bz[0x1f1] = 4;
+        bz[0x1f4..0x1f8].copy_from_slice(&0x100u32.to_le_bytes());
+        bz[0x202..0x206].copy_from_slice(b"HdrS");
+        bz[0x206..0x208].copy_from_slice(&0x020fu16.to_le_bytes());
+        let p = std::env::temp_dir().join(format!("vmm-truncated-{}", std::process::id()));
+        std::fs::write(&p, &bz).unwrap();
+        let e = check_kernel(&p).unwrap_err();
+        std::fs::remove_file(&p).unwrap();
+        assert!(
+            matches!(
+                e,
+                LoaderError::TruncatedKernel {
+                    size: 0x1000,
+                    needed: 0x1a00,
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
     }
 
     #[test]

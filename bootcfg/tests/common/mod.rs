@@ -169,8 +169,12 @@ pub fn golden_text(case: &str, name: &str, actual: &str) {
         fs::write(&path, actual).unwrap();
         return;
     }
-    let want = fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("{}: {e} (run with CRITMEM_BLESS=1 to create)", path.display()));
+    let want = fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (run with CRITMEM_BLESS=1 to create)",
+            path.display()
+        )
+    });
     assert_eq!(actual, want, "output differs from {}", path.display());
 }
 
@@ -182,7 +186,10 @@ pub fn golden_tree(case: &str, before: &BTreeMap<String, Vec<u8>>, tree: &Tree) 
         .into_iter()
         .filter(|p| !p.ends_with('/'))
         .map(|p| {
-            let v = after.get(&p).cloned().unwrap_or_else(|| b"<deleted>\n".to_vec());
+            let v = after
+                .get(&p)
+                .cloned()
+                .unwrap_or_else(|| b"<deleted>\n".to_vec());
             (p, v)
         })
         .collect();
@@ -202,7 +209,12 @@ pub fn golden_tree(case: &str, before: &BTreeMap<String, Vec<u8>>, tree: &Tree) 
     }
     want.retain(|k, _| !k.ends_with('/'));
     let names = |m: &BTreeMap<String, Vec<u8>>| m.keys().cloned().collect::<Vec<_>>();
-    assert_eq!(names(&changed), names(&want), "files written differ from {}", dir.display());
+    assert_eq!(
+        names(&changed),
+        names(&want),
+        "files written differ from {}",
+        dir.display()
+    );
     for (p, v) in &changed {
         assert_eq!(
             String::from_utf8_lossy(v),
@@ -232,9 +244,18 @@ pub fn machine(name: &str) -> Tree {
     .iter()
     .enumerate()
     {
-        t.write(&format!("/sys/firmware/memmap/{i}/start"), &format!("{start}\n"));
-        t.write(&format!("/sys/firmware/memmap/{i}/end"), &format!("{end}\n"));
-        t.write(&format!("/sys/firmware/memmap/{i}/type"), &format!("{kind}\n"));
+        t.write(
+            &format!("/sys/firmware/memmap/{i}/start"),
+            &format!("{start}\n"),
+        );
+        t.write(
+            &format!("/sys/firmware/memmap/{i}/end"),
+            &format!("{end}\n"),
+        );
+        t.write(
+            &format!("/sys/firmware/memmap/{i}/type"),
+            &format!("{kind}\n"),
+        );
     }
     t.write(
         "/proc/meminfo",
@@ -267,12 +288,12 @@ pub fn debian(name: &str) -> Tree {
 /// RHEL family: grubby (the fake one), BLS entries, /etc/kernel/cmdline.
 pub fn rhel(name: &str) -> Tree {
     let t = machine(name);
-    t.write_exec(
-        "/usr/sbin/grubby",
-        include_str!("../fixtures/grubby"),
-    );
+    t.write_exec("/usr/sbin/grubby", include_str!("../fixtures/grubby"));
     t.write("/etc/default/grub", "GRUB_TIMEOUT=5\nGRUB_CMDLINE_LINUX=\"crashkernel=1G-4G:192M rhgb quiet\"\nGRUB_ENABLE_BLSCFG=true\n");
-    t.write("/etc/kernel/cmdline", "root=UUID=0b5e-77 ro crashkernel=1G-4G:192M rhgb quiet\n");
+    t.write(
+        "/etc/kernel/cmdline",
+        "root=UUID=0b5e-77 ro crashkernel=1G-4G:192M rhgb quiet\n",
+    );
     for (id, ver) in [("0b5e77", RELEASE), ("0b5e77", "0-rescue-0b5e77")] {
         t.write(
             &format!("/boot/loader/entries/{id}-{ver}.conf"),

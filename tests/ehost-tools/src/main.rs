@@ -2,7 +2,12 @@
 //! Each subcommand lives in its own module and prints `key=value` lines that
 //! scenarios parse.
 
+mod args;
+mod critmem_dev;
 mod kvm_selftest;
+mod pattern;
+mod phys;
+mod physscan;
 
 use std::process::ExitCode;
 
@@ -10,7 +15,16 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("kvm-selftest") => kvm_selftest::run(),
-        _ => Err("usage: cmtool kvm-selftest".to_string()),
+        Some(cmd @ ("info" | "alloc" | "mmap" | "touch" | "ioctl")) => {
+            critmem_dev::run(cmd, &args[1..])
+        }
+        Some(cmd @ ("physread" | "physcheck" | "physfill")) => phys::run(cmd, &args[1..]),
+        Some("physscan") => physscan::run(&args[1..]),
+        _ => Err(
+            "usage: cmtool kvm-selftest | info | alloc | mmap | touch | ioctl | physread | \
+             physcheck | physfill | physscan (see the module docs)"
+                .to_string(),
+        ),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -142,7 +142,13 @@ impl CritmemSlice {
         let request = loop {
             match alloc(&file, size, align) {
                 Ok(r) => break r,
-                Err(e) if e.raw_os_error() == Some(libc::ENOMEM) => {
+                // ENOMEM: no free extent fits; EINVAL: bigger than the whole
+                // pool (or a bad request: told apart by the pool figures).
+                Err(e)
+                    if e.raw_os_error() == Some(libc::ENOMEM)
+                        || (e.raw_os_error() == Some(libc::EINVAL)
+                            && pool_figures(&file).1 < size) =>
+                {
                     let (free, largest) = pool_figures(&file);
                     if align > SIZE_2M && largest >= size {
                         log::warn!(

@@ -1,0 +1,358 @@
+//! Subcommands driving `/dev/critmem` (see `tests/scenarios/kmod/`). Every
+//! result is printed as `key=value` lines; with `--expect ERRNO` a failing
+//! step passes if it fails with exactly that errno (printed as `error=NAME`).
+//!
+//! - `info`: the INFO ioctl on a fresh open file.
+//! - `alloc --size N [--align A] [--again N] [--map] [--verify-zero]
+//!   [--pattern P] [--hold]`: ALLOC, then optionally a second ALLOC, a
+//!   shared mapping of the slice, a check that it reads zero, a fill.
+//! - `mmap --size N [--offset O] [--private] [--readonly] [--alloc N]
+//!   [--verify-zero] [--pattern P] [--hold]`: mmap with or without ALLOC.
+//! - `touch --size N [--align A] [--no-alloc] [--va-align A] [--va-offset O]
+//!   [--write]`: maps the slice at a chosen virtual alignment, touches every
+//!   4 KiB page and prints the minor faults the kernel counted (getrusage).
+//! - `ioctl --cmd NUM`: an arbitrary ioctl number.
+//!
+//! `--hold` prints `ready=1` and sleeps until killed, keeping the file and
+//! mapping alive.
+
+use crate::args::Args;
+use crate::pattern::Pattern;
+use critmem_abi::{AllocRequest, PoolInfo, CRITMEM_IOC_ALLOC, CRITMEM_IOC_INFO, DEVICE_PATH};
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::os::fd::AsRawFd;
+
+const PAGE: u64 = 4096;
+
+fn errno_name(e: &io::Error) -> String {
+    let n = e.raw_os_error().unwrap_or(0);
+    let name = match n {
+        libc::EPERM => "EPERM",
+        libc::ENOENT => "ENOENT",
+        libc::EINTR => "EINTR",
+        libc::ENOMEM => "ENOMEM",
+        libc::EACCES => "EACCES",
+        libc::EFAULT => "EFAULT",
+        libc::EBUSY => "EBUSY",
+        libc::ENODEV => "ENODEV",
+        libc::EINVAL => "EINVAL",
+        libc::ENOTTY => "ENOTTY",
+        libc::EAGAIN => "EAGAIN",
+        libc::EOVERFLOW => "EOVERFLOW",
+        _ => return format!("E{n}"),
+    };
+    name.to_string()
+}
+
+/// Reports a failed step: fine if `--expect` names its errno.
+fn failed(args: &Args, what: &str, e: io::Error) -> Result<(), String> {
+    let name = errno_name(&e);
+    println!("error={name}");
+    match args.str("--expect") {
+        Some(want) if want == name => {
+            println!("expected=1");
+            Ok(())
+        }
+        Some(want) => Err(format!("{what}: got {name}, expected {want}")),
+        None => Err(format!("{what}: {e}")),
+    }
+}
+
+fn open_dev(readonly: bool) -> Result<File, String> {
+    OpenOptions::new()
+        .read(true)
+        .write(!readonly)
+        .open(DEVICE_PATH)
+        .map_err(|e| format!("open {DEVICE_PATH}: {e}"))
+}
+
+fn ioctl_alloc(f: &File, size: u64, align: u64) -> io::Result<AllocRequest> {
+    let mut req = AllocRequest {
+        size,
+        align,
+        ..Default::default()
+    };
+    // SAFETY: `req` is a valid AllocRequest the kernel reads and writes.
+    let r = unsafe { libc::ioctl(f.as_raw_fd(), CRITMEM_IOC_ALLOC as _, &mut req) };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(req)
+}
+
+fn ioctl_info(f: &File) -> io::Result<PoolInfo> {
+    let mut info = PoolInfo::default();
+    // SAFETY: `info` is a valid PoolInfo the kernel writes.
+    let r = unsafe { libc::ioctl(f.as_raw_fd(), CRITMEM_IOC_INFO as _, &mut info) };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(info)
+}
+
+/// A live mapping, unmapped on drop.
+struct Mapping {
+    ptr: *mut u64,
+    len: u64,
+}
+
+impl Mapping {
+    /// Maps `len` bytes of `f` at `off`; `at` asks for a fixed address.
+    fn new(
+        f: &File,
+        len: u64,
+        off: u64,
+        private: bool,
+        readonly: bool,
+        at: Option<u64>,
+    ) -> io::Result<Self> {
+        let prot = if readonly {
+            libc::PROT_READ
+        } else {
+            libc::PROT_READ | libc::PROT_WRITE
+        };
+        let mut flags = if private {
+            libc::MAP_PRIVATE
+        } else {
+            libc::MAP_SHARED
+        };
+        if at.is_some() {
+            flags |= libc::MAP_FIXED;
+        }
+        // SAFETY: A new mapping of our own file; with MAP_FIXED the address
+        // lies in a PROT_NONE reservation we own (see `touch`).
+        let p = unsafe {
+            libc::mmap(
+                at.unwrap_or(0) as *mut libc::c_void,
+                len as usize,
+                prot,
+                flags,
+                f.as_raw_fd(),
+                off as libc::off_t,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(Self { ptr: p.cast(), len })
+    }
+
+    fn words(&mut self) -> &mut [u64] {
+        // SAFETY: The mapping is live, `len` bytes long and page aligned, and
+        // nothing else in this process aliases it as a Rust reference.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr, (self.len / 8) as usize) }
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // SAFETY: Unmaps exactly the mapping we made.
+        unsafe { libc::munmap(self.ptr.cast(), self.len as usize) };
+    }
+}
+
+/// `--verify-zero`, `--pattern`, `--hold` on a mapping.
+fn use_mapping(args: &Args, map: &mut Mapping) -> Result<(), String> {
+    if args.has("--verify-zero") {
+        if let Some(bad) = Pattern::Byte(0).first_mismatch(map.words(), 0) {
+            println!("zero=0 first_nonzero_offset={bad:#x}");
+            return Err("slice does not read zero".into());
+        }
+        println!("zero=1 checked={}", map.len);
+    }
+    if let Some(p) = args.str("--pattern") {
+        let p = Pattern::parse(p)?;
+        p.fill(map.words(), 0);
+        if p.first_mismatch(map.words(), 0).is_some() {
+            return Err("pattern did not stick".into());
+        }
+        println!("pattern_written=1");
+    }
+    Ok(())
+}
+
+fn hold(args: &Args) {
+    if args.has("--hold") {
+        println!("ready=1");
+        let _ = io::stdout().flush();
+        loop {
+            // SAFETY: `pause` has no preconditions.
+            unsafe { libc::pause() };
+        }
+    }
+}
+
+fn print_info(info: &PoolInfo) {
+    println!("abi_version={}", info.abi_version);
+    println!("source={}", info.source);
+    println!("pool_start={:#x}", info.pool_start);
+    println!("pool_size={}", info.pool_size);
+    println!("pool_align={}", info.pool_align);
+    println!("free_bytes={}", info.free_bytes);
+    println!("free_zeroed_bytes={}", info.free_zeroed_bytes);
+    println!("largest_free={}", info.largest_free);
+    println!("slice_count={}", info.slice_count);
+    println!("slice_id={}", info.slice_id);
+    println!("slice_start={:#x}", info.slice_start);
+    println!("slice_size={}", info.slice_size);
+}
+
+fn print_alloc(req: &AllocRequest) {
+    println!("phys_start={:#x}", req.phys_start);
+    println!("phys_size={}", req.phys_size);
+    println!("slice_id={}", req.slice_id);
+}
+
+fn cmd_alloc(args: &Args) -> Result<(), String> {
+    let size = args.num("--size")?.ok_or("--size is required")?;
+    let align = args.num("--align")?.unwrap_or(0);
+    let f = open_dev(false)?;
+    let req = match ioctl_alloc(&f, size, align) {
+        Ok(r) => r,
+        Err(e) => return failed(args, "ALLOC", e),
+    };
+    print_alloc(&req);
+    if let Some(again) = args.num("--again")? {
+        match ioctl_alloc(&f, again, 0) {
+            Ok(_) => return Err("second ALLOC on the same file succeeded".into()),
+            Err(e) => println!("again_error={}", errno_name(&e)),
+        }
+    }
+    let _map = if args.has("--map") || args.has("--verify-zero") || args.str("--pattern").is_some()
+    {
+        let mut map = Mapping::new(&f, req.phys_size, 0, false, false, None)
+            .map_err(|e| format!("mmap: {e}"))?;
+        use_mapping(args, &mut map)?;
+        Some(map)
+    } else {
+        None
+    };
+    let _ = io::stdout().flush();
+    hold(args);
+    Ok(())
+}
+
+fn cmd_mmap(args: &Args) -> Result<(), String> {
+    let size = args.num("--size")?.ok_or("--size is required")?;
+    let off = args.num("--offset")?.unwrap_or(0);
+    let f = open_dev(args.has("--readonly"))?;
+    if let Some(n) = args.num("--alloc")? {
+        let req = ioctl_alloc(&f, n, args.num("--align")?.unwrap_or(0))
+            .map_err(|e| format!("ALLOC: {e}"))?;
+        print_alloc(&req);
+    }
+    let mut map = match Mapping::new(
+        &f,
+        size,
+        off,
+        args.has("--private"),
+        args.has("--readonly"),
+        None,
+    ) {
+        Ok(m) => m,
+        Err(e) => return failed(args, "mmap", e),
+    };
+    println!("mapped=1");
+    let info = ioctl_info(&f).map_err(|e| format!("INFO: {e}"))?;
+    println!("slice_id={}", info.slice_id);
+    println!("slice_start={:#x}", info.slice_start);
+    println!("slice_size={}", info.slice_size);
+    if !args.has("--readonly") {
+        use_mapping(args, &mut map)?;
+    }
+    let _ = io::stdout().flush();
+    hold(args);
+    Ok(())
+}
+
+fn minflt() -> i64 {
+    // SAFETY: getrusage writes the zero-initialised struct.
+    unsafe {
+        let mut ru: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut ru);
+        ru.ru_minflt as i64
+    }
+}
+
+fn cmd_touch(args: &Args) -> Result<(), String> {
+    let size = args.num("--size")?.ok_or("--size is required")?;
+    let va_align = args.num("--va-align")?.unwrap_or(1 << 30);
+    let va_off = args.num("--va-offset")?.unwrap_or(0);
+    let f = open_dev(false)?;
+    if !args.has("--no-alloc") {
+        let req = ioctl_alloc(&f, size, args.num("--align")?.unwrap_or(0))
+            .map_err(|e| format!("ALLOC: {e}"))?;
+        print_alloc(&req);
+    }
+    // Reserve room, then place the mapping at the wanted alignment in it.
+    let span = size + 2 * va_align + va_off;
+    // SAFETY: A fresh PROT_NONE anonymous reservation.
+    let res = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            span as usize,
+            libc::PROT_NONE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+            -1,
+            0,
+        )
+    };
+    if res == libc::MAP_FAILED {
+        return Err(format!("reserve VA: {}", io::Error::last_os_error()));
+    }
+    let va = (res as u64).div_ceil(va_align) * va_align + va_off;
+    let map =
+        Mapping::new(&f, size, 0, false, false, Some(va)).map_err(|e| format!("mmap: {e}"))?;
+    let info = ioctl_info(&f).map_err(|e| format!("INFO: {e}"))?;
+    println!("va={va:#x}");
+    println!("pa={:#x}", info.slice_start);
+    let write = args.has("--write");
+    let before = minflt();
+    let mut sum = 0u64;
+    for i in 0..size / PAGE {
+        // SAFETY: Inside the live mapping.
+        unsafe {
+            let p = map.ptr.add((i * PAGE / 8) as usize);
+            if write {
+                p.write_volatile(i);
+            } else {
+                sum = sum.wrapping_add(p.read_volatile());
+            }
+        }
+    }
+    let after = minflt();
+    println!("pages={}", size / PAGE);
+    println!("minflt={}", after - before);
+    println!("checksum={sum}");
+    Ok(())
+}
+
+fn cmd_ioctl(args: &Args) -> Result<(), String> {
+    let cmd = args.num("--cmd")?.ok_or("--cmd is required")?;
+    let f = open_dev(false)?;
+    let mut buf = [0u64; 32];
+    // SAFETY: `buf` is larger than any critmem argument.
+    let r = unsafe { libc::ioctl(f.as_raw_fd(), cmd as _, buf.as_mut_ptr()) };
+    if r < 0 {
+        return failed(args, "ioctl", io::Error::last_os_error());
+    }
+    println!("result={r}");
+    Ok(())
+}
+
+pub fn run(cmd: &str, argv: &[String]) -> Result<(), String> {
+    let args = Args::parse(argv)?;
+    match cmd {
+        "info" => {
+            let f = open_dev(true)?;
+            print_info(&ioctl_info(&f).map_err(|e| format!("INFO: {e}"))?);
+            Ok(())
+        }
+        "alloc" => cmd_alloc(&args),
+        "mmap" => cmd_mmap(&args),
+        "touch" => cmd_touch(&args),
+        "ioctl" => cmd_ioctl(&args),
+        _ => Err(format!("unknown command {cmd}")),
+    }
+}

@@ -1,0 +1,18 @@
+# ehost-cmdline: reserve_mem=64M:2M:critmem
+# ehost-memory: 2G
+# ehost-timeout: 120
+#
+# Test 4a, zeroing after reuse: the pool is exactly one slice, so the second
+# ALLOC reuses the bytes the first holder filled; they read zero (through the
+# mapping and through /dev/mem).
+. /lib/critmem/testlib.sh
+
+critmem_load
+cmtool alloc --size 64M --pattern 0xa5 | tee /tmp/a1 || fail "first alloc"
+p1=$(sed -n 's/^phys_start=//p' /tmp/a1)
+cmtool alloc --size 64M --verify-zero | tee /tmp/a2 || fail "the reused slice is not zero"
+p2=$(sed -n 's/^phys_start=//p' /tmp/a2)
+assert_eq "$p2" "$p1" "same physical range handed out again"
+assert_match "$(cat /tmp/a2)" '^zero=1' "every byte of the reused slice reads zero"
+cmtool physcheck "$p1" 64M 0 || fail "/dev/mem shows old data"
+ok "/dev/mem agrees: zero"

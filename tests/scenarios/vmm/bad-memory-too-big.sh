@@ -1,0 +1,20 @@
+# ehost-cmdline: reserve_mem=512M:2M:critmem
+# ehost-memory: 2G
+# ehost-timeout: 60
+#
+# Bad input: --memory bigger than the host's RAM. vmm exits non-zero with one clear error line, and no slice
+# leaks: /proc/critmem shows the same free bytes before and after.
+. /lib/critmem/testlib.sh
+
+critmem_load
+free0=$(critmem_key free)
+:
+out=$(vmm --kernel "$GUEST_KERNEL" --initramfs "$GUEST_INITRAMFS" --critical-mem --memory 64G 2>&1)
+rc=$?
+echo "$out"
+[ "$rc" != 0 ] || fail "vmm exited 0"
+ok "vmm exit status $rc"
+assert_eq "$(echo "$out" | grep -c '^vmm: error: ')" 1 "exactly one error line"
+assert_match "$out" '^vmm: error: --memory 64G is bigger than the host's RAM' "the error says what failed"
+assert_eq "$(critmem_key free)" "$free0" "free bytes unchanged"
+assert_eq "$(critmem_key slices)" 0 "no live slice"

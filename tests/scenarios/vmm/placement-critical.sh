@@ -1,0 +1,44 @@
+# ehost-cmdline: reserve_mem=512M:2M:critmem
+# ehost-memory: 2G
+# ehost-timeout: 120
+#
+# Third-party placement check, critical VM: the guest writes a random marker
+# at guest-physical 0x0c000000 with busybox devmem; the emulated host reads
+# physical address (slice start + 0x0c000000) through /dev/mem and finds it,
+# and a scan of the whole pool finds it exactly there.
+. /lib/critmem/testlib.sh
+
+# wait_for FILE REGEX SECONDS
+wait_for() {
+    i=0
+    while [ $i -lt $(($3 * 10)) ]; do
+        grep -qE "$2" "$1" && return 0
+        sleep 0.1
+        i=$((i + 1))
+    done
+    return 1
+}
+# le_hex VALUE: the 4 bytes of VALUE in memory order, as physread prints them.
+le_hex() { printf '%02x%02x%02x%02x' $(($1 & 255)) $((($1 >> 8) & 255)) $((($1 >> 16) & 255)) $((($1 >> 24) & 255)); }
+
+critmem_load
+gpa=0x0c000000
+marker=0x$(od -An -N4 -tx4 /dev/urandom | tr -d ' ')
+note "marker $marker at guest-physical $gpa"
+vmm --kernel "$GUEST_KERNEL" --initramfs "$GUEST_INITRAMFS" --memory 256M --critical-mem \
+    --cmdline "console=ttyS0 reboot=k panic=-1 memmap=4K\$$gpa guest.devmem=$gpa:$marker guest.sleep=4" \
+    >/tmp/vmm.out 2>&1 &
+pid=$!
+wait_for /tmp/vmm.out "CRITMEM-GUEST-DEVMEM" 60 || { cat /tmp/vmm.out; fail "the guest did not write its marker"; }
+start=$(sed -n "s/^slice=.* start=\(0x[0-9a-f]*\) .* pid=$pid .*/\1/p" /proc/critmem)
+[ -n "$start" ] || fail "no slice of pid $pid in /proc/critmem: $(cat /proc/critmem)"
+phys=$(hex $((start + gpa)))
+read_back=$(cmtool physread "$phys" 4)
+scan=$(cmtool physscan "$(critmem_key start)" "$(critmem_key size)" "$marker")
+wait $pid
+rc=$?
+cat /tmp/vmm.out
+assert_eq "$rc" 0 "vmm exit status"
+assert_match "$(cat /tmp/vmm.out)" "CRITMEM-GUEST-DEVMEM addr=$gpa value=$marker" "guest read its marker back"
+assert_eq "$read_back" "data=$(le_hex "$marker")" "/dev/mem at slice start $start + $gpa = $phys"
+assert_eq "$scan" "found=1 first=$phys scanned=$(critmem_key size)" "pool scan finds the marker only there"
