@@ -168,12 +168,7 @@ impl FreeMap {
     ///
     /// Either everything or nothing changes: the allocations this needs are
     /// made before the map is touched, and their failure is `ENOMEM`.
-    pub(crate) fn take(
-        &mut self,
-        start: u64,
-        size: u64,
-        dirty: &mut KVec<(u64, u64)>,
-    ) -> Result {
+    pub(crate) fn take(&mut self, start: u64, size: u64, dirty: &mut KVec<(u64, u64)>) -> Result {
         let end = start.checked_add(size).ok_or(EINVAL)?;
         let first = self.first_ending_after(start);
         let mut last = first;

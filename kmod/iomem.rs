@@ -243,11 +243,7 @@ impl KernelMapping {
         // SAFETY: `memremap` accepts any range; it returns NULL if it cannot
         // map it write-back.
         let addr = unsafe {
-            bindings::memremap(
-                start,
-                size as usize,
-                bindings::MEMREMAP_WB as ffi::c_ulong,
-            )
+            bindings::memremap(start, size as usize, bindings::MEMREMAP_WB as ffi::c_ulong)
         };
         let addr = NonNull::new(addr.cast::<u8>()).ok_or(ENOMEM)?;
         Ok(Self { addr, start, size })

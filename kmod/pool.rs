@@ -6,7 +6,7 @@
 //!
 //! - At load the whole pool counts as dirty (it may hold a previous boot's
 //!   data) and freed slices return dirty (they hold a previous VM's data).
-//! - A work item on the unbound system workqueue zeroes dirty free memory in
+//! - A work item on the unbound workqueue for long-running work zeroes dirty free memory in
 //!   2 MiB chunks, lowest address first, holding the pool lock for one chunk
 //!   at a time, until no dirty free memory is left.
 //! - ALLOC places a slice inside already-zeroed memory whenever such a place
@@ -28,8 +28,7 @@ use crate::{
     slice::Slice,
 };
 use kernel::{
-    bindings,
-    new_mutex,
+    bindings, new_mutex,
     prelude::*,
     seq_file::SeqFile,
     seq_print,
@@ -262,7 +261,10 @@ impl Pool {
         let (start, size, source) = locate(params)?;
         let claim = claim(start, size, source)?;
         let mapping = KernelMapping::new(start, size).inspect_err(|_| {
-            pr_err!("cannot map [{start:#x}-{:#x}] write-back\n", start + size - 1)
+            pr_err!(
+                "cannot map [{start:#x}-{:#x}] write-back\n",
+                start + size - 1
+            )
         })?;
         let free = FreeMap::new(start, start + size)?;
         Arc::pin_init(
@@ -307,8 +309,11 @@ impl Pool {
 
     /// Queues the background zeroer.
     pub(crate) fn start_zeroing(self: &Arc<Self>) {
+        // SAFETY: `system_dfl_long_wq` (unbound, for long-running items) is
+        // created at boot and never destroyed, so valid for `'static`.
+        let queue = unsafe { workqueue::Queue::from_raw(bindings::system_dfl_long_wq) };
         // An `Err` means it is already queued, which is just as good.
-        let _ = workqueue::system_unbound().enqueue(self.clone());
+        let _ = queue.enqueue(self.clone());
     }
 
     /// Stops the background zeroer and waits for it. Nothing may queue it
@@ -463,7 +468,12 @@ impl Pool {
         seq_print!(m, "{}={}\n", k::VERSION, abi::ABI_VERSION);
         seq_print!(m, "{}={}\n", k::SOURCE, self.source.name());
         seq_print!(m, "{}={:#x}\n", k::START, self.start);
-        seq_print!(m, "{}={:#x}\n", k::END_INCLUSIVE, self.start + self.size - 1);
+        seq_print!(
+            m,
+            "{}={:#x}\n",
+            k::END_INCLUSIVE,
+            self.start + self.size - 1
+        );
         seq_print!(m, "{}={}\n", k::SIZE, self.size);
         seq_print!(m, "{}={}\n", k::ALIGN, natural_align(self.start));
         seq_print!(m, "{}={}\n", k::FREE, st.free.free_bytes());

@@ -371,6 +371,56 @@ mod tests {
         );
     }
 
+    fn tmp_root(name: &str) -> (PathBuf, Root) {
+        let dir =
+            std::env::temp_dir().join(format!("critmem-boot-host-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(dir.join("proc")).unwrap();
+        let root = Root::new(&dir).unwrap();
+        (dir, root)
+    }
+
+    /// A memmap-booted host: the pool is "Reserved" in /proc/iomem with
+    /// critmem's resource inside; it still counts as RAM for --base.
+    #[test]
+    fn iomem_counts_the_critmem_pool_as_ram() {
+        let (dir, root) = tmp_root("iomem");
+        fs::write(
+            dir.join("proc/iomem"),
+            "00000000-00000fff : Reserved\n00001000-0009fbff : System RAM\n00100000-3fffffff : System RAM\n  01000000-01ffffff : Kernel code\n40000000-4fffffff : Reserved\n  40000000-4fffffff : critmem\n50000000-7ffdffff : System RAM\nfec00000-fec003ff : Reserved\n",
+        )
+        .unwrap();
+        let map = ram_map(&root).unwrap().unwrap();
+        assert_eq!(map.source, "/proc/iomem");
+        assert_eq!(map.ranges, vec![(0x1000, 0x9fbff), (0x100000, 0x7ffdffff)]);
+        assert!(map.contains(0x4000_0000, 0x1000_0000));
+        assert!(!map.contains(0xfec0_0000, 0x1000));
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn parses_proc_critmem() {
+        let (dir, root) = tmp_root("critmem");
+        fs::write(
+            dir.join("proc/critmem"),
+            "version=1\nsource=memmap\nstart=0x40000000\nend_inclusive=0x4fffffff\nsize=268435456\nalign=1073741824\nfree=0\nfree_zeroed=0\nslices=1\nslice=id=1 start=0x40000000 end_inclusive=0x4fffffff size=268435456 pid=7 state=live\n",
+        )
+        .unwrap();
+        let pool = live_pool(&root).unwrap().unwrap();
+        assert_eq!(
+            pool,
+            LivePool {
+                source: "memmap".into(),
+                start: 0x4000_0000,
+                size: 256 << 20,
+                align: 1 << 30,
+                free: 0,
+                slices: 1
+            }
+        );
+        fs::remove_dir_all(dir).unwrap();
+    }
+
     #[test]
     fn contains_checks_whole_range() {
         let m = RamMap {

@@ -1,5 +1,5 @@
 # ehost-cmdline: reserve_mem=1G:1G:critmem
-# ehost-memory: 4G
+# ehost-memory: 6G
 # ehost-timeout: 240
 #
 # Test 3, huge mapping: a 1 GiB-aligned 1 GiB slice mapped at a 1 GiB-aligned

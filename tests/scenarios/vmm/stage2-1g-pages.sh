@@ -1,13 +1,17 @@
-# ehost-cmdline: reserve_mem=1G:1G:critmem
-# ehost-memory: 3G
+# ehost-cmdline: memmap=1G$0x100000000
+# ehost-memory: 5G
 # ehost-timeout: 180
 #
 # A critical VM on a 1 GiB-aligned slice is mapped by KVM with 1 GiB stage-2
 # pages once the guest has touched its memory (KVM's own counts, from its
 # binary stats fd). A normal VM of the same size, for comparison, gets none.
+#
+# The pool is the fixed range memmap=1G$4G (memmap mode): with
+# reserve_mem=1G:1G the emulated host's early memblock allocation finds no
+# 1 GiB-aligned gigabyte below its limit.
 . /lib/critmem/testlib.sh
 
-critmem_load
+critmem_load base=0x100000000 size=0x40000000
 start=$(critmem_key start)
 assert_eq "$((start & ((1 << 30) - 1)))" 0 "pool start $start is 1 GiB aligned"
 
