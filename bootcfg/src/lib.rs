@@ -32,6 +32,9 @@ use crate::validate::PoolRequest;
 pub enum Action {
     /// Print parameters and diffs; change nothing.
     Plan(PoolRequest),
+    /// Print only the kernel parameters, on one line (`plan --format
+    /// cmdline`); validate the request but detect no bootloader.
+    PlanCmdline(PoolRequest),
     /// Make the changes.
     Apply(PoolRequest),
     /// Undo what apply did; with `dry_run`, only print it.
@@ -91,6 +94,10 @@ pub fn run(config: &Config, out: &mut dyn Write) -> Result<u8, Error> {
             let spec = validate::validate(req, &root)?;
             let plan = plan::plan_apply(&root, &spec, &config.options)?;
             write!(out, "{}", plan.render("would"))?;
+        }
+        Action::PlanCmdline(req) => {
+            let spec = validate::validate(req, &root)?;
+            writeln!(out, "{}", spec.params().join(" "))?;
         }
         Action::Apply(req) => {
             let spec = validate::validate(req, &root)?;

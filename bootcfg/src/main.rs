@@ -27,7 +27,15 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Cmd {
     /// Print the kernel parameters and a diff of every file change; change nothing.
-    Plan(PoolArgs),
+    Plan {
+        #[command(flatten)]
+        pool: PoolArgs,
+        /// `text`: parameters, bootloader and diffs, for people. `cmdline`:
+        /// only the kernel parameters, on one line, for scripts (no
+        /// bootloader is needed under --root).
+        #[arg(long, value_enum, default_value_t = FormatArg::Text)]
+        format: FormatArg,
+    },
     /// Write the bootloader configuration and host files.
     Apply(PoolArgs),
     /// Undo exactly what apply did.
@@ -84,6 +92,14 @@ enum ModeArg {
     Memmap,
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum FormatArg {
+    /// Parameters, bootloader and file diffs.
+    Text,
+    /// Only the kernel parameters, space-separated, on one line.
+    Cmdline,
+}
+
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum FlavourArg {
     DebianGrub,
@@ -128,7 +144,13 @@ impl PoolArgs {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let (options, action) = match &cli.command {
-        Cmd::Plan(p) => (p.boot.options(), Action::Plan(p.request())),
+        Cmd::Plan { pool, format } => (
+            pool.boot.options(),
+            match format {
+                FormatArg::Text => Action::Plan(pool.request()),
+                FormatArg::Cmdline => Action::PlanCmdline(pool.request()),
+            },
+        ),
         Cmd::Apply(p) => (p.boot.options(), Action::Apply(p.request())),
         Cmd::Remove { dry_run, boot } => (boot.options(), Action::Remove { dry_run: *dry_run }),
         Cmd::Status => (PlanOptions::default(), Action::Status),

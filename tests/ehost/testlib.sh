@@ -51,3 +51,32 @@ critmem_key() {
 
 # hex VALUE: prints VALUE (decimal or 0x-hex) as 0x-hex.
 hex() { printf '0x%x' "$(($1))"; }
+
+# wait_for FILE EXTENDED-REGEX SECONDS: returns 0 as soon as a line of FILE
+# matches, 1 after SECONDS without one.
+wait_for() {
+    _i=0
+    while [ $_i -lt $(($3 * 10)) ]; do
+        grep -qE -- "$2" "$1" 2>/dev/null && return 0
+        sleep 0.1
+        _i=$((_i + 1))
+    done
+    return 1
+}
+
+# le_hex VALUE: the 4 bytes of the 32-bit VALUE in memory order (little
+# endian), as `cmtool physread ADDR 4` prints them after `data=`.
+le_hex() {
+    printf '%02x%02x%02x%02x' $(($1 & 255)) $((($1 >> 8) & 255)) \
+        $((($1 >> 16) & 255)) $((($1 >> 24) & 255))
+}
+
+# random_u32: a random 32-bit value as 0x-hex (8 digits), for markers.
+random_u32() { echo "0x$(od -An -N4 -tx4 /dev/urandom | tr -d ' ')"; }
+
+# slice_of PID KEY: KEY (start, end_inclusive, size, id, state) of the live
+# slice owned by PID in /proc/critmem; empty when PID owns none.
+slice_of() {
+    grep "^slice=.* pid=$1 " /proc/critmem | head -n 1 | sed 's/^slice=//' |
+        tr ' ' '\n' | sed -n "s/^$2=//p"
+}

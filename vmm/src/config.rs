@@ -11,8 +11,9 @@ use crate::arch::x86_64::layout;
 ///
 /// `reboot=k` makes the guest reboot through the i8042 reset line, which ends
 /// the VM with exit code 0; `panic=-1` turns a guest panic into an immediate
-/// reboot instead of a hang.
-pub const DEFAULT_CMDLINE: &str = "console=ttyS0 reboot=k panic=-1";
+/// reboot instead of a hang; `i8042.noaux` skips probing a mouse that is
+/// not there.
+pub const DEFAULT_CMDLINE: &str = "console=ttyS0 reboot=k panic=-1 i8042.noaux";
 
 /// Default guest memory size: 512 MiB.
 pub const DEFAULT_MEMORY: u64 = 512 << 20;

@@ -6,6 +6,7 @@
 //! - `alloc --size N [--align A] [--again N] [--map] [--verify-zero]
 //!   [--pattern P] [--hold]`: ALLOC, then optionally a second ALLOC, a
 //!   shared mapping of the slice, a check that it reads zero, a fill.
+//!   Prints the ALLOC's wall time as `alloc_us`.
 //! - `mmap --size N [--offset O] [--private] [--readonly] [--alloc N]
 //!   [--verify-zero] [--pattern P] [--hold]`: mmap with or without ALLOC.
 //! - `touch --size N [--align A] [--no-alloc] [--va-align A] [--va-offset O]
@@ -208,10 +209,12 @@ fn cmd_alloc(args: &Args) -> Result<(), String> {
     let size = args.num("--size")?.ok_or("--size is required")?;
     let align = args.num("--align")?.unwrap_or(0);
     let f = open_dev(false)?;
+    let t0 = std::time::Instant::now();
     let req = match ioctl_alloc(&f, size, align) {
         Ok(r) => r,
         Err(e) => return failed(args, "ALLOC", e),
     };
+    println!("alloc_us={}", t0.elapsed().as_micros());
     print_alloc(&req);
     if let Some(again) = args.num("--again")? {
         match ioctl_alloc(&f, again, 0) {

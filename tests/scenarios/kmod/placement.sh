@@ -4,7 +4,8 @@
 #
 # Test 2, physical placement: a holder ALLOCs, mmaps and writes a pattern of
 # unique words; a third party reads the same bytes through /dev/mem at the
-# physical address /proc/critmem lists for the slice.
+# physical address /proc/critmem lists for the slice. The mapping carries
+# VM_SHARED|VM_PFNMAP|VM_IO|VM_DONTEXPAND|VM_DONTDUMP|VM_DONTCOPY (smaps).
 . /lib/critmem/testlib.sh
 
 critmem_load
@@ -27,4 +28,9 @@ cmtool physcheck "$pstart" 16M seq:0x5eed0000cafe0000 || fail "/dev/mem does not
 ok "/dev/mem at $pstart holds the 16 MiB pattern"
 cmtool physcheck "$((pstart + (16 << 20)))" 4K seq:0x5eed0000cafe0000 >/dev/null && fail "pattern past the slice?"
 ok "the pattern ends with the slice"
+flags=$(awk '/\/dev\/critmem/ { m = 1 } m && /^VmFlags:/ { print; exit }' /proc/$holder/smaps)
+echo "$flags"
+for f in sh pf io de dd dc; do
+    assert_match "$flags" " $f( |\$)" "mapping has VmFlag $f"
+done
 kill $holder

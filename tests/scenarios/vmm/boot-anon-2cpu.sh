@@ -7,7 +7,7 @@
 . /lib/critmem/testlib.sh
 
 out=$(vmm --kernel "$GUEST_KERNEL" --initramfs "$GUEST_INITRAMFS" \
-    --memory 256M --cpus 2 --cmdline "console=ttyS0 reboot=k panic=-1" 2>&1)
+    --memory 256M --cpus 2 --cmdline "console=ttyS0 reboot=k panic=-1 i8042.noaux" 2>&1)
 rc=$?
 echo "$out"
 assert_eq "$rc" 0 "vmm exit status"

@@ -11,7 +11,7 @@ critmem_load
 free0=$(critmem_key free)
 vmm --kernel "$GUEST_KERNEL" --initramfs "$GUEST_INITRAMFS" \
     --memory 256M --cpus 1 --critical-mem \
-    --cmdline "console=ttyS0 reboot=k panic=-1 guest.sleep=1" >/tmp/vmm.out 2>&1 &
+    --cmdline "console=ttyS0 reboot=k panic=-1 i8042.noaux guest.sleep=1" >/tmp/vmm.out 2>&1 &
 pid=$!
 sleep 1
 during=$(cat /proc/critmem)

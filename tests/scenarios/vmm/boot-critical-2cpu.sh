@@ -10,8 +10,8 @@
 critmem_load
 free0=$(critmem_key free)
 vmm --kernel "$GUEST_KERNEL" --initramfs "$GUEST_INITRAMFS" \
-    --memory 256M --cpus 2 --critical-mem \
-    --cmdline "console=ttyS0 reboot=k panic=-1 guest.sleep=1" >/tmp/vmm.out 2>&1 &
+    --memory 256M --cpus 2 --critical-mem --stats \
+    --cmdline "console=ttyS0 reboot=k panic=-1 i8042.noaux guest.sleep=1" >/tmp/vmm.out 2>&1 &
 pid=$!
 sleep 1
 during=$(cat /proc/critmem)
@@ -27,3 +27,4 @@ assert_match "$out" "CRITMEM-GUEST-UP cpus=2 " "guest marker with 2 CPUs"
 assert_match "$out" "CRITMEM-GUEST-DONE" "guest init finished"
 assert_match "$out" "^kvm-stage2: pages_4k=[0-9]+ pages_2m=[0-9]+ pages_1g=[0-9]+" "stage-2 counts"
 assert_eq "$(critmem_key free)" "$free0" "free bytes after exit"
+assert_match "$out" "^vmm: kvm-stat pages_2m=[0-9]+" "--stats prints all KVM VM statistics"

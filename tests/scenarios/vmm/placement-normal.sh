@@ -23,7 +23,7 @@ marker=0x$(od -An -N4 -tx4 /dev/urandom | tr -d ' ')
 note "marker $marker at guest-physical $gpa"
 free0=$(critmem_key free)
 vmm --kernel "$GUEST_KERNEL" --initramfs "$GUEST_INITRAMFS" --memory 256M \
-    --cmdline "console=ttyS0 reboot=k panic=-1 memmap=4K\$$gpa guest.devmem=$gpa:$marker guest.sleep=4" \
+    --cmdline "console=ttyS0 reboot=k panic=-1 i8042.noaux memmap=4K\$$gpa guest.devmem=$gpa:$marker guest.sleep=4" \
     >/tmp/vmm.out 2>&1 &
 pid=$!
 wait_for /tmp/vmm.out "CRITMEM-GUEST-DEVMEM" 60 || { cat /tmp/vmm.out; fail "the guest did not write its marker"; }

@@ -18,7 +18,7 @@ wait_for() {
 critmem_load
 free0=$(critmem_key free)
 vmm --kernel "$GUEST_KERNEL" --initramfs "$GUEST_INITRAMFS" --memory 256M --cpus 2 --critical-mem \
-    --cmdline "console=ttyS0 reboot=k panic=-1 guest.sleep=60" >/tmp/vmm.out 2>&1 &
+    --cmdline "console=ttyS0 reboot=k panic=-1 i8042.noaux guest.sleep=60" >/tmp/vmm.out 2>&1 &
 pid=$!
 wait_for /tmp/vmm.out "CRITMEM-GUEST-UP" 60 || { cat /tmp/vmm.out; fail "guest did not come up"; }
 assert_eq "$(critmem_key free)" "$((free0 - (256 << 20)))" "free bytes while the VM runs"

@@ -17,7 +17,7 @@ assert_eq "$((start & ((1 << 30) - 1)))" 0 "pool start $start is 1 GiB aligned"
 
 run() {
     vmm --kernel "$GUEST_KERNEL" --initramfs "$GUEST_INITRAMFS" --memory 1G "$@" \
-        --cmdline "console=ttyS0 reboot=k panic=-1 guest.touch=256" 2>&1
+        --cmdline "console=ttyS0 reboot=k panic=-1 i8042.noaux guest.touch=256" 2>&1
 }
 crit=$(run --critical-mem)
 rc=$?

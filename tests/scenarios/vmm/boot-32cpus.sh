@@ -1,0 +1,13 @@
+# ehost-memory: 2G
+# ehost-timeout: 240
+#
+# The MP table and per-vCPU CPUID scale: a normal VM with 32 vCPUs (one
+# thread each) boots with all 32 online.
+. /lib/critmem/testlib.sh
+
+out=$(vmm --kernel "$GUEST_KERNEL" --initramfs "$GUEST_INITRAMFS" --memory 512M --cpus 32 \
+    --cmdline "console=ttyS0 reboot=k panic=-1 i8042.noaux" 2>&1)
+rc=$?
+echo "$out" | grep -E "smp|CRITMEM|vmm|kvm-stage2"
+assert_eq "$rc" 0 "vmm exit status"
+assert_match "$out" "CRITMEM-GUEST-UP cpus=32 " "guest marker with 32 CPUs"
