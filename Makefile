@@ -5,9 +5,11 @@
 test:
 	bash scripts/test.sh
 
-## make demo: a critical VM and a normal VM side by side (comes with the demo issue)
+## make demo: a critical VM and a normal VM side by side on an emulated host.
+## Options: make demo GUEST_MEM=256M POOL=512M ALIGN=2M GUEST_CPUS=1 HOST_MEM=...
+## (see scripts/demo.sh --help)
 demo:
-	@echo "make demo arrives with the demo issue; until then see 'make test'"; exit 1
+	bash scripts/demo.sh
 
 setup:
 	bash scripts/setup-toolchain.sh

@@ -153,3 +153,22 @@ pub mod map_keys {
     /// Slice state: mapped by at least one mapping.
     pub const SLICE_STATE_MAPPED: &str = "mapped";
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layouts_have_no_padding() {
+        assert_eq!(core::mem::size_of::<AllocRequest>(), 64);
+        assert_eq!(core::mem::size_of::<PoolInfo>(), 120);
+        assert_eq!(core::mem::align_of::<PoolInfo>(), 8);
+    }
+
+    #[test]
+    fn ioctl_numbers_match_the_c_macros() {
+        // _IOWR(0xCE, 1, 64 bytes) and _IOR(0xCE, 2, 120 bytes).
+        assert_eq!(CRITMEM_IOC_ALLOC, 0xc040_ce01);
+        assert_eq!(CRITMEM_IOC_INFO, 0x8078_ce02);
+    }
+}

@@ -3,7 +3,8 @@
 //! `/dev/critmem`, the memory operation file.
 //!
 //! Each open file may own one slice: the ALLOC ioctl or, without it, the
-//! first mmap (which allocates exactly its length) gives it one.
+//! first mmap (which allocates exactly its length) gives it one. Mappings
+//! without an address hint are placed so that huge pages fit.
 
 use crate::{
     abi,
@@ -14,6 +15,7 @@ use crate::{
 use kernel::{
     bindings,
     error::to_result,
+    ffi,
     fs::File,
     miscdevice::{MiscDevice, MiscDeviceOptions, MiscDeviceRegistration},
     mm::virt::VmaNew,
@@ -21,7 +23,7 @@ use kernel::{
     prelude::*,
     sync::{Arc, Mutex},
     transmute::{AsBytes, FromBytes},
-    types::Opaque,
+    types::{ForeignOwnable, Opaque},
     uaccess::{UserPtr, UserSlice},
 };
 
@@ -45,9 +47,10 @@ struct RegistrationInner {
 /// Registration of `/dev/critmem`.
 ///
 /// The kernel's `MiscDeviceRegistration` leaves `fops->owner` unset, which
-/// would let the module unload while a file is open. This registration copies
-/// the Rust misc device's file operations, sets `owner` so every open file
-/// pins the module, and sets the device mode 0600 (udev may widen it).
+/// would let the module unload while a file is open, and has no
+/// `get_unmapped_area`. This registration copies the Rust misc device's file
+/// operations, sets `owner` so every open file pins the module, adds
+/// [`get_unmapped_area`], and sets the device mode 0600 (udev may widen it).
 ///
 /// # Invariants
 ///
@@ -85,6 +88,7 @@ impl Registration {
         unsafe {
             fops.write(core::ptr::read((*misc).fops));
             (*fops).owner = module.as_ptr();
+            (*fops).get_unmapped_area = Some(get_unmapped_area);
             (*misc).fops = fops;
             (*misc).mode = 0o600;
             to_result(bindings::misc_register(misc))?;
@@ -109,6 +113,68 @@ impl Drop for Registration {
         // SAFETY: By the type invariant the device is registered.
         unsafe { bindings::misc_deregister(self.inner.misc.get()) };
     }
+}
+
+/// `MAP_FIXED` (uapi `asm-generic/mman-common.h`; `do_mmap` also sets it
+/// for `MAP_FIXED_NOREPLACE`).
+const MAP_FIXED: ffi::c_ulong = 0x10;
+
+/// `f_op->get_unmapped_area`: places mappings without an address hint so that
+/// huge pages fit.
+///
+/// For a length of at least 1 GiB (2 MiB), the address is chosen congruent
+/// to the mapped physical address modulo 1 GiB (2 MiB): the slice's start
+/// plus the offset, or, before the first mmap allocated the slice, the offset
+/// alone (the implicit allocation then aligns the slice like the address).
+/// Fixed and hinted requests are left to the default placement.
+///
+/// # Safety
+///
+/// Called by the mm core, with the mmap lock held, for an open file of ours.
+unsafe extern "C" fn get_unmapped_area(
+    file: *mut bindings::file,
+    addr: ffi::c_ulong,
+    len: ffi::c_ulong,
+    pgoff: ffi::c_ulong,
+    flags: ffi::c_ulong,
+) -> ffi::c_ulong {
+    // SAFETY: `mm_get_unmapped_area` is the default placement, callable with
+    // the caller's arguments in this context.
+    let default =
+        |addr, len, pgoff| unsafe { bindings::mm_get_unmapped_area(file, addr, len, pgoff, flags) };
+    let align = if len as u64 >= SZ_1G {
+        SZ_1G
+    } else if len as u64 >= SZ_2M {
+        SZ_2M
+    } else {
+        0
+    };
+    if align == 0 || addr != 0 || flags & MAP_FIXED != 0 {
+        return default(addr, len, pgoff);
+    }
+    // SAFETY: The file is open, so `private_data` is the pointer our `open`
+    // made with `into_foreign` and `release` has not taken it back.
+    let me = unsafe {
+        <<CritmemFile as MiscDevice>::Ptr as ForeignOwnable>::borrow((*file).private_data)
+    };
+    let offset = (pgoff as u64) << 12;
+    let phys = match &*me.slice.lock() {
+        Some(slice) => slice.start().wrapping_add(offset),
+        None => offset,
+    };
+    let residue = phys % align;
+    let Some(padded) = len.checked_add(align as ffi::c_ulong) else {
+        return default(addr, len, pgoff);
+    };
+    let base = default(0, padded, 0);
+    if base > (-4096i64) as ffi::c_ulong {
+        // IS_ERR_VALUE: no room for the padded length; try the plain one.
+        return default(addr, len, pgoff);
+    }
+    // The first address at or above `base` congruent to `phys`; it and the
+    // `len` bytes after it lie inside the padded hole.
+    let base64 = base as u64;
+    (base64 + (residue + align - base64 % align) % align) as ffi::c_ulong
 }
 
 /// One open file of `/dev/critmem`.

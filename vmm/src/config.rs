@@ -112,7 +112,7 @@ impl VmConfig {
         if self.memory < layout::MIN_MEMORY {
             return Err(ConfigError::MemoryTooSmall(mem));
         }
-        if self.memory % 4096 != 0 {
+        if self.memory & 0xfff != 0 {
             return Err(ConfigError::MemoryNotPageAligned(mem));
         }
         if self.memory > layout::MAX_MEMORY {
@@ -172,7 +172,7 @@ pub fn parse_size(s: &str) -> Result<u64, ConfigError> {
 /// (`2G`, `1536M`, `4K`, `123`).
 pub fn format_size(bytes: u64) -> String {
     for (shift, unit) in [(40, "T"), (30, "G"), (20, "M"), (10, "K")] {
-        if bytes != 0 && bytes % (1u64 << shift) == 0 {
+        if bytes != 0 && bytes & ((1u64 << shift) - 1) == 0 {
             return format!("{}{}", bytes >> shift, unit);
         }
     }

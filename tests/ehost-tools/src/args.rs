@@ -17,6 +17,7 @@ const SWITCHES: &[&str] = &[
     "--write",
     "--no-alloc",
     "--readonly",
+    "--natural",
 ];
 
 impl Args {

@@ -10,7 +10,8 @@
 //! - `mmap --size N [--offset O] [--private] [--readonly] [--alloc N]
 //!   [--verify-zero] [--pattern P] [--hold]`: mmap with or without ALLOC.
 //! - `touch --size N [--align A] [--no-alloc] [--va-align A] [--va-offset O]
-//!   [--write]`: maps the slice at a chosen virtual alignment, touches every
+//!   [--natural] [--write]`: maps the slice at a chosen virtual alignment
+//!   (or, with `--natural`, where the kernel places it), touches every
 //!   4 KiB page and prints the minor faults the kernel counted (getrusage).
 //! - `ioctl --cmd NUM`: an arbitrary ioctl number.
 //!
@@ -288,7 +289,19 @@ fn cmd_touch(args: &Args) -> Result<(), String> {
             .map_err(|e| format!("ALLOC: {e}"))?;
         print_alloc(&req);
     }
-    // Reserve room, then place the mapping at the wanted alignment in it.
+    let map = if args.has("--natural") {
+        // Let the kernel (critmem's get_unmapped_area) pick the address.
+        Mapping::new(&f, size, 0, false, false, None).map_err(|e| format!("mmap: {e}"))?
+    } else {
+        reserve_and_map(&f, size, va_align, va_off)?
+    };
+    let va = map.ptr as u64;
+    touch_pages(&f, &map, size, args.has("--write"))
+        .inspect(|_| println!("va_1g_aligned={}", u8::from(va.is_multiple_of(1 << 30))))
+}
+
+/// Reserves room, then maps `f` at `va_off` past a `va_align` boundary in it.
+fn reserve_and_map(f: &File, size: u64, va_align: u64, va_off: u64) -> Result<Mapping, String> {
     let span = size + 2 * va_align + va_off;
     // SAFETY: A fresh PROT_NONE anonymous reservation.
     let res = unsafe {
@@ -305,12 +318,14 @@ fn cmd_touch(args: &Args) -> Result<(), String> {
         return Err(format!("reserve VA: {}", io::Error::last_os_error()));
     }
     let va = (res as u64).div_ceil(va_align) * va_align + va_off;
-    let map =
-        Mapping::new(&f, size, 0, false, false, Some(va)).map_err(|e| format!("mmap: {e}"))?;
-    let info = ioctl_info(&f).map_err(|e| format!("INFO: {e}"))?;
-    println!("va={va:#x}");
+    Mapping::new(f, size, 0, false, false, Some(va)).map_err(|e| format!("mmap: {e}"))
+}
+
+/// Touches every 4 KiB page of `map` and prints the minor faults taken.
+fn touch_pages(f: &File, map: &Mapping, size: u64, write: bool) -> Result<(), String> {
+    let info = ioctl_info(f).map_err(|e| format!("INFO: {e}"))?;
+    println!("va={:#x}", map.ptr as u64);
     println!("pa={:#x}", info.slice_start);
-    let write = args.has("--write");
     let before = minflt();
     let mut sum = 0u64;
     for i in 0..size / PAGE {

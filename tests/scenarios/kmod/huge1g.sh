@@ -33,3 +33,18 @@ f3=$(sed -n 's/^minflt=//p' /tmp/t3)
 [ "$f3" -ge 4096 ] || fail "expected >= 4096 faults with 4 KiB pages, got $f3"
 ok "16 MiB at a 4 KiB-aligned VA: $f3 minor faults => 4 KiB pages"
 echo "EVIDENCE-1G: minflt_1g_aligned=$f1 minflt_2m_aligned=$f2 minflt_4k_aligned_16M=$f3"
+
+note "no address hint: critmem's get_unmapped_area picks a 1 GiB-aligned VA"
+cmtool touch --size 1G --align 1G --natural --write | tee /tmp/t4 || fail "touch natural"
+f4=$(sed -n 's/^minflt=//p' /tmp/t4)
+assert_eq "$(sed -n 's/^va_1g_aligned=//p' /tmp/t4)" 1 "kernel-chosen VA is 1 GiB aligned"
+[ "$f4" -le 4 ] || fail "plain mmap of an ALLOCed 1 GiB slice took $f4 faults"
+ok "plain mmap(NULL, 1G) of the slice: $f4 minor faults => 1 GiB page"
+
+note "no ALLOC, no hint (QEMU-style implicit slice)"
+cmtool touch --size 1G --no-alloc --natural --write | tee /tmp/t5 || fail "touch implicit"
+f5=$(sed -n 's/^minflt=//p' /tmp/t5)
+assert_eq "$(sed -n 's/^pa=//p' /tmp/t5)" "$(hex "$start")" "implicit slice placed at the 1 GiB-aligned pool start"
+[ "$f5" -le 4 ] || fail "implicit 1 GiB slice took $f5 faults"
+ok "implicit 1 GiB slice via plain mmap: $f5 minor faults => 1 GiB page"
+echo "EVIDENCE-1G-NATURAL: minflt_alloc_natural=$f4 minflt_implicit_natural=$f5"

@@ -179,7 +179,7 @@ mod tests {
         d.write(DATA_PORT, 0x5a);
         assert_eq!(
             d.read(COMMAND_PORT),
-            STATUS_SYS | STATUS_OBF | STATUS_AUX_DATA
+            STATUS_SYS | STATUS_UNLOCKED | STATUS_OBF | STATUS_AUX_DATA
         );
         assert_eq!(d.read(DATA_PORT), 0x5a);
     }

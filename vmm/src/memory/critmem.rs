@@ -107,7 +107,7 @@ pub enum CritmemError {
 
 /// Formats a byte count as MiB when it is a whole number of MiB.
 pub fn human(bytes: u64) -> String {
-    if bytes % (1 << 20) == 0 {
+    if bytes & ((1 << 20) - 1) == 0 {
         format!("{} MiB", bytes >> 20)
     } else {
         format!("{bytes} bytes")

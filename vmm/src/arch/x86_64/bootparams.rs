@@ -109,12 +109,14 @@ mod tests {
 
     #[test]
     fn bzimage_header_is_kept_and_completed() {
-        let mut h = setup_header::default();
-        h.boot_flag = KERNEL_BOOT_FLAG_MAGIC;
-        h.header = KERNEL_HDR_MAGIC;
-        h.version = 0x020f;
-        h.initrd_addr_max = 0x7fff_ffff;
-        h.setup_sects = 27;
+        let mut h = setup_header {
+            boot_flag: KERNEL_BOOT_FLAG_MAGIC,
+            header: KERNEL_HDR_MAGIC,
+            version: 0x020f,
+            initrd_addr_max: 0x7fff_ffff,
+            setup_sects: 27,
+            ..Default::default()
+        };
         let rd = Initrd {
             addr: 0x1f00_0000,
             size: 0x12345,

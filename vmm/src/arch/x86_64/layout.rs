@@ -69,6 +69,26 @@ pub const SIZE_2M: u64 = 2 << 20;
 /// memslot layout.
 pub const SIZE_1G: u64 = 1 << 30;
 
+// The fixed addresses do not overlap, checked at compile time: GDT + IDT
+// below the zero page; the page tables after the stack; the command line
+// below the EBDA; the MP table inside the BIOS area; the kernel above it; the
+// KVM TSS, I/O APIC and LAPIC inside the MMIO hole, which is 1 GiB aligned.
+const _: () = {
+    assert!(IDT_START + 8 <= ZERO_PAGE_START);
+    assert!(ZERO_PAGE_START + 4096 <= BOOT_STACK_POINTER);
+    assert!(BOOT_STACK_POINTER < PML4_START);
+    assert!(PDPTE_START == PML4_START + 0x1000);
+    assert!(PDE_START == PDPTE_START + 0x1000);
+    assert!(PDE_START + 0x1000 <= CMDLINE_START);
+    assert!(CMDLINE_START + CMDLINE_MAX_SIZE as u64 <= EBDA_START);
+    assert!(EBDA_START <= MPTABLE_START);
+    assert!(MPTABLE_START + MPTABLE_MAX_SIZE as u64 <= HIMEM_START);
+    assert!(KVM_TSS_ADDRESS >= MMIO_GAP_START && KVM_TSS_ADDRESS + 3 * 4096 <= MMIO_GAP_END);
+    assert!(IOAPIC_START >= MMIO_GAP_START && IOAPIC_START < MMIO_GAP_END);
+    assert!(APIC_START >= MMIO_GAP_START && APIC_START < MMIO_GAP_END);
+    assert!(MMIO_GAP_START & (SIZE_1G - 1) == 0 && MMIO_GAP_END & (SIZE_1G - 1) == 0);
+};
+
 /// One contiguous range of guest RAM, backed by `[offset, offset + size)` of
 /// the single host mapping of guest memory. Each range is one KVM memslot.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -130,28 +150,6 @@ pub fn is_congruent(ranges: &[RamRange], modulus: u64) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn fixed_addresses_do_not_overlap() {
-        // GDT + IDT fit below the zero page; page tables follow the stack;
-        // the command line sits below the EBDA; the MP table inside the BIOS
-        // area; the kernel above it.
-        assert!(IDT_START + 8 <= ZERO_PAGE_START);
-        assert!(ZERO_PAGE_START + 4096 <= BOOT_STACK_POINTER);
-        assert!(BOOT_STACK_POINTER < PML4_START);
-        assert_eq!(PDPTE_START, PML4_START + 0x1000);
-        assert_eq!(PDE_START, PDPTE_START + 0x1000);
-        assert!(PDE_START + 0x1000 <= CMDLINE_START);
-        assert!(CMDLINE_START + CMDLINE_MAX_SIZE as u64 <= EBDA_START);
-        assert!(EBDA_START <= MPTABLE_START);
-        assert!(MPTABLE_START + MPTABLE_MAX_SIZE as u64 <= HIMEM_START);
-        for a in [KVM_TSS_ADDRESS, IOAPIC_START, APIC_START] {
-            assert!((MMIO_GAP_START..MMIO_GAP_END).contains(&a));
-        }
-        assert!(KVM_TSS_ADDRESS + 3 * 4096 <= MMIO_GAP_END);
-        assert_eq!(MMIO_GAP_START % SIZE_1G, 0);
-        assert_eq!(MMIO_GAP_END % SIZE_1G, 0);
-    }
 
     #[test]
     fn small_memory_is_one_range() {
