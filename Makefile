@@ -1,5 +1,5 @@
 # Entry points. Everything real lives in scripts/.
-.PHONY: test demo setup kernel ehost
+.PHONY: test demo bench setup kernel ehost
 
 ## make test: the one test command (setup, builds, cargo test, emulated-host scenarios)
 test:
@@ -10,6 +10,11 @@ test:
 ## (see scripts/demo.sh --help)
 demo:
 	bash scripts/demo.sh
+
+## make bench: memory benchmark, critical vs normal/prefault/hugetlbfs guests
+## (scripts/bench --help; e.g. make bench BENCH_ARGS="--runs 3 --sizes 256M,1G")
+bench:
+	bash scripts/bench $(BENCH_ARGS)
 
 setup:
 	bash scripts/setup-toolchain.sh

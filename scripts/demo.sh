@@ -145,12 +145,12 @@ phys=$(fact crit.phys)
 pool_size=$(key "$(fact pool)" size)
 if [ -n "$crit_read" ] && [ "$crit_read" = "$(fact crit.expect)" ] &&
     [ "$(key "$crit_scan" found)" = 1 ] && [ "$(key "$crit_scan" first)" = "$phys" ]; then
-    crit_verdict="PASS: the marker is in the pool, at slice start + GPA"
+    crit_verdict="PASS: marker at slice start + GPA"
 else
     crit_verdict="FAIL"
 fi
 if [ "$(key "$norm_scan" found)" = 0 ]; then
-    norm_verdict="PASS: the marker is nowhere in the pool"
+    norm_verdict="PASS: marker nowhere in the pool"
 else
     norm_verdict="FAIL"
 fi
@@ -163,14 +163,22 @@ rule
 row "memory source" "$(fact crit.memory)" "$(fact normal.memory)"
 row "physical range" "$(range "$(fact crit.memory)")" "not in the pool: host pages, anywhere"
 row "KVM stage-2 pages" "$(stage2 "$(fact crit.stage2)")" "$(stage2 "$(fact normal.stage2)")"
+[ -n "$(fact crit.faults)$(fact normal.faults)" ] &&
+    row "vmm page faults" "$(fact crit.faults)" "$(fact normal.faults)"
 row "guest wrote" "$(fact crit.marker) at GPA $(fact gpa)" "$(fact normal.marker) at GPA $(fact gpa)"
 row "host /dev/mem" "at $phys: $(le_value "$crit_read")" "(no slice to read)"
-row "host pool scan" "found $(key "$crit_scan" found)x, at $(key "$crit_scan" first) ($(mib_of "$(key "$crit_scan" scanned)"))" "found $(key "$norm_scan" found)x ($(mib_of "$(key "$norm_scan" scanned)") scanned)"
+row "host pool scan" "$(mib_of "$(key "$crit_scan" scanned)") scanned, marker found $(key "$crit_scan" found) time(s), first at $(key "$crit_scan" first)" "$(mib_of "$(key "$norm_scan" scanned)") scanned, marker found $(key "$norm_scan" found) time(s)"
 row "placement check" "$crit_verdict" "$norm_verdict"
 row "vmm exit status" "$(fact crit.exit)" "$(fact normal.exit)"
 rule
-mapfile -t cl < <(sed -n 's/^DEMO-CONSOLE crit|//p' "$log" | tr -d '\r')
-mapfile -t nl < <(sed -n 's/^DEMO-CONSOLE normal|//p' "$log" | tr -d '\r')
+# console NAME: that guest's console lines, without terminal escapes
+# (the shell's cursor query) and blank lines.
+console() {
+    sed -n "s/^DEMO-CONSOLE $1|//p" "$log" | tr -d '\r' |
+        sed 's/\x1b\[[0-9;]*[A-Za-z]//g' | grep -v '^[[:space:]]*$' || true
+}
+mapfile -t cl < <(console crit)
+mapfile -t nl < <(console normal)
 n=$((${#cl[@]} > ${#nl[@]} ? ${#cl[@]} : ${#nl[@]}))
 for ((i = 0; i < n; i++)); do
     row "$([ $i = 0 ] && echo "guest console")" "${cl[i]:-}" "${nl[i]:-}"

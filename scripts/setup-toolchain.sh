@@ -12,7 +12,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 # From the system's own sources (bookworm main).
 SYSTEM_PKGS=(flex bison bc make gcc libc6-dev libelf-dev libssl-dev cpio gzip xz-utils
     "clang-$LLVM_VERSION" "libclang-$LLVM_VERSION-dev" "lld-$LLVM_VERSION" busybox-static
-    grub-pc-bin grub-common xorriso mtools)
+    grub-pc-bin grub-common xorriso mtools
+    kmod) # depmod, run by the README's `make modules_install` (tests/readme)
 
 missing_system_pkgs() {
     local p

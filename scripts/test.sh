@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The one test command (`make test`): from a fresh clone it installs the
 # toolchain, builds the kernel, critmem.ko and the binaries (reusing caches),
-# runs `cargo test` and every emulated-host scenario, and ends with the
-# runners' closing counts.
+# runs `cargo test`, the README check (tests/readme/check.sh, which also runs
+# the README's host-side commands, `make demo` among them) and every
+# emulated-host scenario, and ends with the runners' closing counts.
 #
 #   scripts/test.sh [FILTER...]   FILTERs select emulated-host scenarios
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -22,6 +23,16 @@ rm -f "$cargo_log"
 # A compile error yields no result lines; count it as a failure.
 [ "$cargo_rc" != 0 ] && [ "$cargo_failed" = 0 ] && cargo_failed=1
 
+log "README check: every README command has a runner; --help agrees; host-side commands"
+readme_log=$(mktemp)
+readme_rc=0
+bash "$CRITMEM_ROOT/tests/readme/check.sh" 2>&1 | tee "$readme_log" || readme_rc=$?
+read -r readme_passed readme_failed < <(sed -n 's/^readme: \([0-9]*\) passed, \([0-9]*\) failed$/\1 \2/p' "$readme_log" | tail -n 1)
+rm -f "$readme_log"
+readme_passed=${readme_passed:-0}
+readme_failed=${readme_failed:-0}
+[ "$readme_rc" != 0 ] && [ "$readme_failed" = 0 ] && readme_failed=1
+
 log "emulated-host scenarios"
 scen_log=$(mktemp)
 scen_rc=0
@@ -32,9 +43,24 @@ scen_passed=${scen_passed:-0}
 scen_failed=${scen_failed:-0}
 [ "$scen_rc" != 0 ] && [ "$scen_failed" = 0 ] && scen_failed=1
 
+# The benchmark on its smallest setting (no figure asserted), counted as one
+# more scenario; run with no FILTER, or with one containing "bench".
+if [ $# = 0 ] || [[ " $* " == *bench* ]]; then
+    log "benchmark smoke check: scripts/bench --quick"
+    bench_start=$SECONDS
+    if bash "$CRITMEM_ROOT/tests/bench/quick.sh" --no-build; then
+        scen_passed=$((scen_passed + 1))
+        printf 'PASS %-40s %3ss\n' "bench/quick" $((SECONDS - bench_start))
+    else
+        scen_failed=$((scen_failed + 1))
+        printf 'FAIL %-40s %3ss\n' "bench/quick" $((SECONDS - bench_start))
+    fi
+fi
+
 echo
 echo "==== critmem test summary ($((SECONDS - start))s) ===="
 echo "cargo-tests: $cargo_passed passed, $cargo_failed failed"
+echo "readme: $readme_passed passed, $readme_failed failed"
 echo "scenarios: $scen_passed passed, $scen_failed failed"
-echo "total: $((cargo_passed + scen_passed)) passed, $((cargo_failed + scen_failed)) failed"
-[ "$cargo_failed" = 0 ] && [ "$scen_failed" = 0 ]
+echo "total: $((cargo_passed + readme_passed + scen_passed)) passed, $((cargo_failed + readme_failed + scen_failed)) failed"
+[ "$cargo_failed" = 0 ] && [ "$readme_failed" = 0 ] && [ "$scen_failed" = 0 ]

@@ -6,6 +6,7 @@
 use std::path::PathBuf;
 
 use crate::arch::x86_64::layout;
+use crate::memory::hugetlb::HugePageSize;
 
 /// Default guest kernel command line, used when `--cmdline` is not given.
 ///
@@ -54,6 +55,9 @@ pub enum ConfigError {
     /// `--cpus 0`.
     #[error("--cpus must be at least 1")]
     ZeroCpus,
+    /// `--hugepages` or `--prefault` together with `--critical-mem`.
+    #[error("{0} cannot be combined with --critical-mem: a critical VM's memory is a critmem slice, already huge-mapped")]
+    NotWithCriticalMem(&'static str),
     /// More vCPUs than the MP table (or KVM) supports.
     #[error("--cpus {requested} exceeds the maximum of {max}")]
     TooManyCpus {
@@ -81,6 +85,10 @@ pub struct VmConfig {
     pub critical_mem: bool,
     /// The critmem device to allocate from.
     pub critmem_device: PathBuf,
+    /// Back guest RAM with hugetlb pages of this size (a normal VM).
+    pub hugepages: Option<HugePageSize>,
+    /// Populate all guest RAM at start (`MADV_POPULATE_WRITE`).
+    pub prefault: bool,
     /// VM name, used in log lines.
     pub name: String,
     /// Print KVM statistics periodically and in full at exit.
@@ -98,6 +106,8 @@ impl VmConfig {
             cpus: 1,
             critical_mem: false,
             critmem_device: PathBuf::from(critmem_abi::DEVICE_PATH),
+            hugepages: None,
+            prefault: false,
             name: "vm".to_string(),
             stats: false,
         }
@@ -117,6 +127,12 @@ impl VmConfig {
         }
         if self.memory > layout::MAX_MEMORY {
             return Err(ConfigError::MemoryTooLarge(mem));
+        }
+        if self.critical_mem && self.hugepages.is_some() {
+            return Err(ConfigError::NotWithCriticalMem("--hugepages"));
+        }
+        if self.critical_mem && self.prefault {
+            return Err(ConfigError::NotWithCriticalMem("--prefault"));
         }
         if self.cpus == 0 {
             return Err(ConfigError::ZeroCpus);
@@ -260,6 +276,21 @@ mod tests {
         assert!(matches!(c.validate(), Err(ConfigError::TooManyCpus { .. })));
         c.cpus = 32;
         assert_eq!(c.validate(), Ok(()));
+        c.hugepages = Some(HugePageSize::Size1G);
+        c.prefault = true;
+        assert_eq!(c.validate(), Ok(()));
+        c.critical_mem = true;
+        assert_eq!(
+            c.validate(),
+            Err(ConfigError::NotWithCriticalMem("--hugepages"))
+        );
+        c.hugepages = None;
+        assert_eq!(
+            c.validate(),
+            Err(ConfigError::NotWithCriticalMem("--prefault"))
+        );
+        c.prefault = false;
+        c.critical_mem = false;
         assert_eq!(c.validate_host_memory(1 << 30), Ok(()));
         c.memory = 2 << 30;
         assert_eq!(

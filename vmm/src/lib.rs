@@ -14,6 +14,7 @@
 //! - [`vcpu`]: per-vCPU register setup and run loop, one thread each.
 //! - [`devices`]: the legacy port-I/O devices (16550 serial, i8042).
 //! - [`stats`]: KVM's binary statistics (stage-2 page counts).
+//! - [`faults`]: the page faults of the `vmm` process (`getrusage`).
 //! - [`terminal`]: raw mode for the console, restored on every exit path.
 
 #![cfg(target_arch = "x86_64")]
@@ -21,6 +22,7 @@
 pub mod arch;
 pub mod config;
 pub mod devices;
+pub mod faults;
 pub mod loader;
 pub mod memory;
 pub mod stats;

@@ -9,6 +9,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use vmm::config::{self, VmConfig};
+use vmm::memory::hugetlb::HugePageSize;
 
 /// Boot a Linux guest on KVM, on anonymous memory or, with --critical-mem, on
 /// a contiguous slice of the critmem pool.
@@ -37,6 +38,16 @@ struct Cli {
     /// The critmem device to allocate from.
     #[arg(long, value_name = "PATH", default_value = critmem_abi::DEVICE_PATH)]
     critmem_device: PathBuf,
+    /// Back guest RAM with hugetlbfs pages of this size (2M or 1G) instead of
+    /// 4 KiB anonymous pages: a normal VM with huge pages. The pool must
+    /// hold enough free pages (vm.nr_hugepages; 1G pages only at boot:
+    /// hugepagesz=1G hugepages=N).
+    #[arg(long, value_name = "SIZE", conflicts_with = "critical_mem")]
+    hugepages: Option<HugePageSize>,
+    /// Populate all guest RAM before the guest starts
+    /// (madvise MADV_POPULATE_WRITE) instead of on first touch.
+    #[arg(long, conflicts_with = "critical_mem")]
+    prefault: bool,
     /// VM name, used in log lines.
     #[arg(long, default_value = "vm")]
     name: String,
@@ -60,6 +71,8 @@ impl Cli {
             cpus: self.cpus,
             critical_mem: self.critical_mem,
             critmem_device: self.critmem_device,
+            hugepages: self.hugepages,
+            prefault: self.prefault,
             name: self.name,
             stats: self.stats,
         }
@@ -86,6 +99,10 @@ fn main() -> ExitCode {
             match &report.stage2 {
                 Ok(c) => eprintln!("{c}"),
                 Err(e) => eprintln!("kvm-stage2: unavailable ({e})"),
+            }
+            match vmm::faults::ProcessFaults::current() {
+                Ok(f) => eprintln!("{f}"),
+                Err(e) => eprintln!("vmm-faults: unavailable ({e})"),
             }
             vmm::terminal::restore();
             if report.exit.exit_code() == 0 {
@@ -161,6 +178,22 @@ mod tests {
         assert!(c.validate().is_err());
         let c = parse(&["--kernel", "/k", "--memory", "0"]).unwrap();
         assert!(c.validate().is_err());
+    }
+
+    #[test]
+    fn hugepages_and_prefault() {
+        let c = parse(&["--kernel", "/k", "--hugepages", "2M"]).unwrap();
+        assert_eq!(c.hugepages, Some(HugePageSize::Size2M));
+        assert!(!c.prefault);
+        let c = parse(&["--kernel", "/k", "--hugepages", "1G", "--prefault"]).unwrap();
+        assert_eq!(c.hugepages, Some(HugePageSize::Size1G));
+        assert!(c.prefault);
+        let c = parse(&["--kernel", "/k", "--prefault"]).unwrap();
+        assert_eq!((c.hugepages, c.prefault), (None, true));
+        assert!(parse(&["--kernel", "/k", "--hugepages", "4K"]).is_err());
+        assert!(parse(&["--kernel", "/k", "--hugepages"]).is_err());
+        assert!(parse(&["--kernel", "/k", "--hugepages", "2M", "--critical-mem"]).is_err());
+        assert!(parse(&["--kernel", "/k", "--prefault", "--critical-mem"]).is_err());
     }
 
     #[test]

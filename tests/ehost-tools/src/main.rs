@@ -5,6 +5,7 @@
 mod args;
 mod critmem_dev;
 mod kvm_selftest;
+mod memwrite;
 mod pattern;
 mod phys;
 mod physscan;
@@ -20,9 +21,11 @@ fn main() -> ExitCode {
         }
         Some(cmd @ ("physread" | "physcheck" | "physfill")) => phys::run(cmd, &args[1..]),
         Some("physscan") => physscan::run(&args[1..]),
+        Some("memwrite") => memwrite::memwrite(&args[1..]),
+        Some("hog") => memwrite::hog(&args[1..]),
         _ => Err(
             "usage: cmtool kvm-selftest | info | alloc | mmap | touch | ioctl | physread | \
-             physcheck | physfill | physscan (see the module docs)"
+             physcheck | physfill | physscan | memwrite | hog (see the module docs)"
                 .to_string(),
         ),
     };

@@ -112,9 +112,10 @@ for n in crit normal; do
     out=$(cat "/tmp/$n.out")
     demo "$n.memory" "$(echo "$out" | sed -n 's/^vmm: guest memory: //p' | head -n 1)"
     demo "$n.stage2" "$(echo "$out" | sed -n 's/^kvm-stage2: //p' | head -n 1)"
+    demo "$n.faults" "$(echo "$out" | sed -n 's/^vmm-faults: //p' | head -n 1)"
     # The guest init's lines; the guest kernel's own (quiet) lines are only
     # counted here, they are in the full console.
-    echo "$out" | grep -v -e '^vmm: ' -e '^kvm-stage2: ' -e '^\[' | tr -d '\r' |
+    echo "$out" | grep -v -e '^vmm: ' -e '^kvm-stage2: ' -e '^vmm-faults: ' -e '^\[' | tr -d '\r' |
         sed "s/^/DEMO-CONSOLE $n|/"
     demo "$n.kernel_lines" "$(echo "$out" | grep -c '^\[')"
 done

@@ -2,14 +2,17 @@
 //!
 //! Guest RAM is always one contiguous host mapping (a [`HostMapping`]),
 //! split into KVM memslots by [`layout::ram_ranges`] around the MMIO hole.
-//! Two backings exist, one module each:
+//! Three backings exist, one module each:
 //! - [`anonymous`]: a normal VM. Private anonymous memory, reserved lazily.
+//! - [`hugetlb`]: a normal VM on hugetlbfs pages (`--hugepages 2M|1G`).
 //! - [`critmem`]: a critical VM (`--critical-mem`). A contiguous physical
 //!   slice of the critmem pool, allocated from `/dev/critmem` and mapped at
 //!   a 1 GiB-aligned host address so KVM can use 1 GiB stage-2 pages.
 
 pub mod anonymous;
 pub mod critmem;
+pub mod hugetlb;
+pub mod prefault;
 
 use std::fmt;
 use std::fs::File;
@@ -30,6 +33,12 @@ pub enum MemoryError {
     /// The critmem slice could not be obtained or mapped.
     #[error(transparent)]
     Critmem(#[from] critmem::CritmemError),
+    /// The hugetlb mapping could not be created.
+    #[error(transparent)]
+    Hugetlb(#[from] hugetlb::HugetlbError),
+    /// `--prefault` failed.
+    #[error(transparent)]
+    Prefault(#[from] prefault::PrefaultError),
     /// vm-memory refused a region of the mapping.
     #[error("cannot describe guest memory to vm-memory")]
     Region(#[source] vm_memory::mmap::MmapRegionError),
@@ -56,6 +65,8 @@ pub enum MemoryError {
 pub enum Backing {
     /// Private anonymous memory.
     Anonymous,
+    /// Private anonymous hugetlb pages of this size.
+    Hugetlb(hugetlb::HugePageSize),
     /// A critmem slice.
     Critmem {
         /// Physical address of the slice's first byte.
@@ -75,6 +86,7 @@ impl fmt::Display for Backing {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Backing::Anonymous => write!(f, "anonymous"),
+            Backing::Hugetlb(page) => write!(f, "hugetlbfs {page} pages"),
             Backing::Critmem {
                 phys_start, size, ..
             } => write!(
@@ -148,6 +160,8 @@ pub struct GuestRam {
     /// vm-memory's view, for loading the kernel and boot structures. Dropped
     /// before `mapping`, which it points into.
     mem: GuestMemoryMmap,
+    /// Guest RAM in bytes; the mapping may be longer (whole huge pages).
+    size: u64,
     ranges: Vec<RamRange>,
     backing: Backing,
     /// The critmem device file, which owns the slice: kept open while the
@@ -157,26 +171,38 @@ pub struct GuestRam {
 }
 
 impl GuestRam {
-    /// Allocates and maps guest RAM as `config` asks: anonymous, or a
-    /// critmem slice with `--critical-mem`.
+    /// Allocates and maps guest RAM as `config` asks: anonymous, hugetlb
+    /// pages with `--hugepages`, or a critmem slice with `--critical-mem`;
+    /// then populates it with `--prefault`.
     pub fn new(config: &VmConfig) -> Result<Self, MemoryError> {
         let (mapping, backing, device) = if config.critical_mem {
             let slice = critmem::CritmemSlice::allocate(&config.critmem_device, config.memory)?;
             let backing = slice.backing();
             let (device, mapping) = slice.into_parts();
             (mapping, backing, Some(device))
+        } else if let Some(page) = config.hugepages {
+            (
+                hugetlb::map(config.memory, page)?,
+                Backing::Hugetlb(page),
+                None,
+            )
         } else {
             (anonymous::map(config.memory)?, Backing::Anonymous, None)
         };
-        Self::from_mapping(mapping, backing, device)
+        if config.prefault {
+            prefault::populate_write(&mapping, config.memory)?;
+        }
+        Self::from_mapping(mapping, config.memory, backing, device)
     }
 
     fn from_mapping(
         mapping: HostMapping,
+        size: u64,
         backing: Backing,
         device: Option<File>,
     ) -> Result<Self, MemoryError> {
-        let ranges = layout::ram_ranges(mapping.len() as u64);
+        let size = size.min(mapping.len() as u64);
+        let ranges = layout::ram_ranges(size);
         let mut regions = Vec::with_capacity(ranges.len());
         for r in &ranges {
             // SAFETY: `[addr + offset, addr + offset + size)` lies inside
@@ -200,6 +226,7 @@ impl GuestRam {
         let mem = GuestMemoryMmap::from_regions(regions).map_err(MemoryError::Collection)?;
         Ok(GuestRam {
             mem,
+            size,
             ranges,
             backing,
             _device: device,
@@ -224,7 +251,7 @@ impl GuestRam {
 
     /// Size of guest RAM in bytes.
     pub fn size(&self) -> u64 {
-        self.mapping.len() as u64
+        self.size
     }
 
     /// Host virtual address of guest-physical address 0.

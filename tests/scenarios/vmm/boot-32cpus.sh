@@ -1,11 +1,11 @@
 # ehost-memory: 2G
 # ehost-timeout: 150
 #
-# The MP table and per-vCPU CPUID scale: a normal VM with 8 vCPUs (one
-# thread each) boots with all 8 online.
+# The MP table and per-vCPU CPUID scale: a normal VM with 32 vCPUs (one
+# thread each) boots with all 32 online.
 . /lib/critmem/testlib.sh
 
-vmm --kernel "$GUEST_KERNEL" --initramfs "$GUEST_INITRAMFS" --memory 512M --cpus 8 \
+vmm --kernel "$GUEST_KERNEL" --initramfs "$GUEST_INITRAMFS" --memory 512M --cpus 32 \
     --cmdline "console=ttyS0 reboot=k panic=-1 i8042.noaux" >/tmp/vmm.out 2>&1 &
 pid=$!
 ( sleep 120; kill $pid ) &
@@ -14,4 +14,4 @@ rc=$?
 out=$(cat /tmp/vmm.out)
 echo "$out" | tail -n 40
 assert_eq "$rc" 0 "vmm exit status"
-assert_match "$out" "CRITMEM-GUEST-UP cpus=8 " "guest marker with 8 CPUs"
+assert_match "$out" "CRITMEM-GUEST-UP cpus=32 " "guest marker with 32 CPUs"
