@@ -26,6 +26,7 @@ note "pool: $(grep -E '^(start|size|free)=' /proc/critmem | tr '\n' ' ')"
 for d in /sys/kernel/mm/hugepages/hugepages-*; do
     note "hugetlb $(basename "$d"): nr=$(cat "$d/nr_hugepages") free=$(cat "$d/free_hugepages")"
 done
+dmesg | grep -iE 'hugetlb' | sed 's/^/note: dmesg: /'
 note "host: $(grep -E '^(MemTotal|MemAvailable)' /proc/meminfo | tr -s ' ' | tr '\n' ' ')"
 
 now_ms() { awk '{ printf "%d\n", $1 * 1000 }' /proc/uptime; }
@@ -93,7 +94,7 @@ if [ "$pressure" = 1 ]; then
     # leaving room for the normal guest only through swap.
     avail_mb=$(($(sed -n 's/^MemAvailable:[[:space:]]*\([0-9]*\).*/\1/p' /proc/meminfo) >> 10))
     hog_mb=$((avail_mb + avail_mb / 4))
-    cmtool hog --mb "$hog_mb" >/tmp/hog.out 2>&1 &
+    cmtool hog --mb "$hog_mb" --pause-us 2000 >/tmp/hog.out 2>&1 &
     hog_pid=$!
     wait_for /tmp/hog.out '^hog: filled' 900 || fail "hog did not fill $hog_mb MiB: $(cat /tmp/hog.out)"
     note "hog: $(cat /tmp/hog.out) (available was $avail_mb MiB)"

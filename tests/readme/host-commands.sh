@@ -33,3 +33,10 @@ echo "ok: installed ${installed#"$INSTALL_MOD_PATH"}, listed in modules.dep"
 step "make demo"
 make demo
 echo "ok: make demo"
+
+step "make demo with 1 GiB stage-2 pages"
+out=$(make demo GUEST_MEM=1G POOL=2G ALIGN=1G HOST_MEM=8G) || { echo "$out" && die "make demo with 1 GiB pages failed"; }
+echo "$out"
+echo "$out" | grep -qE '^KVM stage-2 pages +4 KiB: [0-9]+ +2 MiB: [0-9]+ +1 GiB: [1-9][0-9]* +\|' ||
+    die "the critical VM got no 1 GiB stage-2 pages, as the README says it does"
+echo "ok: the critical VM has 1 GiB stage-2 pages"

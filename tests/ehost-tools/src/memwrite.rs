@@ -8,10 +8,12 @@
 //! guest uses that guest-physical page, a stage-2 fault in the host, which
 //! is what the backings differ in.
 //!
-//! `hog --mb N [--seconds S]` (in the emulated host): maps N MiB, writes
-//! every page once (printing `hog: filled mb=N` when done), then keeps
-//! dirtying one word per page in a loop, so reclaim keeps swapping it out
-//! and in: steady host memory pressure. Pages hold a counter and zeros, so
+//! `hog --mb N [--seconds S] [--pause-us U]` (in the emulated host): maps
+//! N MiB, writes every page once (printing `hog: filled mb=N` when done),
+//! then keeps dirtying one byte per page in a loop, so reclaim keeps
+//! swapping it out and in: steady host memory pressure. `--pause-us` sleeps
+//! U µs after every MiB dirtied, so the hog makes memory pressure without
+//! also taking a whole CPU (the emulated host has two). Pages hold a counter and zeros, so
 //! swap on zram compresses them well and N may exceed free RAM. Runs until
 //! killed, or for S seconds.
 
@@ -119,6 +121,7 @@ pub fn hog(args: &[String]) -> Result<(), String> {
     let a = Args::parse(args)?;
     let mb = a.num("--mb")?.ok_or("hog needs --mb N")?;
     let seconds = a.num("--seconds")?;
+    let pause = Duration::from_micros(a.num("--pause-us")?.unwrap_or(0));
     let len = (mb as usize) << 20;
     let mut m = Anon::new(len)?;
     let t0 = Instant::now();
@@ -132,8 +135,11 @@ pub fn hog(args: &[String]) -> Result<(), String> {
     let mut pass = 0u64;
     loop {
         pass += 1;
-        for page in m.bytes().chunks_mut(PAGE) {
+        for (i, page) in m.bytes().chunks_mut(PAGE).enumerate() {
             page[8] = page[8].wrapping_add(1);
+            if !pause.is_zero() && i % 256 == 255 {
+                std::thread::sleep(pause);
+            }
         }
         if deadline.is_some_and(|d| Instant::now() >= d) {
             println!("hog: done passes={pass}");
@@ -158,6 +164,10 @@ mod tests {
     #[test]
     fn memwrite_and_hog_run() {
         memwrite(&["--mb".into(), "4".into()]).unwrap();
-        hog(&["--mb".into(), "2".into(), "--seconds".into(), "0".into()]).unwrap();
+        let a: Vec<String> = ["--mb", "2", "--seconds", "0", "--pause-us", "10"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        hog(&a).unwrap();
     }
 }
