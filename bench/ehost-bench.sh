@@ -22,6 +22,14 @@ pool=${BENCH_POOL:-$((1 << 30))}
 pressure=${BENCH_PRESSURE:-1}
 
 critmem_load base=0x100000000 size="$pool"
+# The module zeroes the pool in the background after loading; a slice taken
+# before that finishes is zeroed at ALLOC. Measure steady state: wait.
+i=0
+while [ "$(critmem_key free_zeroed)" != "$(critmem_key free)" ] && [ $i -lt 600 ]; do
+    sleep 0.5
+    i=$((i + 1))
+done
+note "pool zeroed after ~$((i / 2)) s"
 note "pool: $(grep -E '^(start|size|free)=' /proc/critmem | tr '\n' ' ')"
 for d in /sys/kernel/mm/hugepages/hugepages-*; do
     note "hugetlb $(basename "$d"): nr=$(cat "$d/nr_hugepages") free=$(cat "$d/free_hugepages")"

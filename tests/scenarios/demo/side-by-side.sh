@@ -74,7 +74,7 @@ exec 4>/tmp/normal.in
 note "critical VM: vmm pid $crit_pid; normal VM: vmm pid $norm_pid"
 
 for n in crit normal; do
-    wait_for "/tmp/$n.out" "CRITMEM-GUEST-DEVMEM|^vmm: error" 120 ||
+    wait_for "/tmp/$n.out" "CRITMEM-GUEST-DEVMEM|^vmm: error" 60 ||
         { cat "/tmp/$n.out"; fail "$n VM: the guest did not write its marker"; }
 done
 # Both guests are up, waiting in their shells: look at them from outside.
