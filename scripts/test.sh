@@ -37,7 +37,7 @@ log "emulated-host scenarios"
 scen_log=$(mktemp)
 scen_rc=0
 bash "$CRITMEM_ROOT/scripts/ehost" test "$@" 2>&1 | tee "$scen_log" || scen_rc=$?
-read -r scen_passed scen_failed < <(sed -n 's/^scenarios: \([0-9]*\) passed, \([0-9]*\) failed$/\1 \2/p' "$scen_log" | tail -n 1)
+read -r scen_passed scen_failed scen_skipped < <(sed -n 's/^scenarios: \([0-9]*\) passed, \([0-9]*\) failed, \([0-9]*\) skipped$/\1 \2 \3/p' "$scen_log" | tail -n 1)
 rm -f "$scen_log"
 scen_passed=${scen_passed:-0}
 scen_failed=${scen_failed:-0}
@@ -61,6 +61,6 @@ echo
 echo "==== critmem test summary ($((SECONDS - start))s) ===="
 echo "cargo-tests: $cargo_passed passed, $cargo_failed failed"
 echo "readme: $readme_passed passed, $readme_failed failed"
-echo "scenarios: $scen_passed passed, $scen_failed failed"
-echo "total: $((cargo_passed + readme_passed + scen_passed)) passed, $((cargo_failed + readme_failed + scen_failed)) failed"
+echo "scenarios: $scen_passed passed, $scen_failed failed, ${scen_skipped:-0} skipped"
+echo "total: $((cargo_passed + readme_passed + scen_passed)) passed, $((cargo_failed + readme_failed + scen_failed)) failed, ${scen_skipped:-0} skipped"
 [ "$cargo_failed" = 0 ] && [ "$readme_failed" = 0 ] && [ "$scen_failed" = 0 ]
