@@ -131,18 +131,6 @@ pub fn parse_config(text: &str) -> BTreeMap<String, String> {
         .collect()
 }
 
-fn prefix(root: &Root) -> String {
-    if root.is_host() {
-        String::new()
-    } else {
-        root.dir()
-            .display()
-            .to_string()
-            .trim_end_matches('/')
-            .to_string()
-    }
-}
-
 /// Runs the check against the kernel under `root`.
 pub fn check(root: &Root) -> Result<CheckReport, CheckError> {
     let release = match host::os_release(root)? {
@@ -154,7 +142,7 @@ pub fn check(root: &Root) -> Result<CheckReport, CheckError> {
             .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
             .filter(|r| !r.is_empty())
             .ok_or_else(|| CheckError::NoRelease(String::new()))?,
-        None => return Err(CheckError::NoRelease(prefix(root))),
+        None => return Err(CheckError::NoRelease(root.message_prefix())),
     };
     let version = parse_version(&release).ok_or_else(|| CheckError::BadRelease(release.clone()))?;
     let boot_config = format!("/boot/config-{release}");
@@ -167,7 +155,7 @@ pub fn check(root: &Root) -> Result<CheckReport, CheckError> {
             .map_err(CheckError::BadGzip)?;
         ("/proc/config.gz".to_string(), t)
     } else {
-        return Err(CheckError::NoConfig(prefix(root), release));
+        return Err(CheckError::NoConfig(root.message_prefix(), release));
     };
     let cfg = parse_config(&text);
     let val = |k: &str| cfg.get(k).map(String::as_str);

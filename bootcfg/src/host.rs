@@ -81,6 +81,20 @@ impl Root {
 
     /// True when the root is the running system's `/`: only then are
     /// bootloader tools of the running system run.
+    /// The root as a prefix for messages: empty for `/`, else the
+    /// directory without a trailing slash.
+    pub fn message_prefix(&self) -> String {
+        if self.is_host() {
+            String::new()
+        } else {
+            self.dir()
+                .display()
+                .to_string()
+                .trim_end_matches('/')
+                .to_string()
+        }
+    }
+
     pub fn is_host(&self) -> bool {
         self.host
     }

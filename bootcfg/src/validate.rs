@@ -227,7 +227,8 @@ pub fn validate(req: &PoolRequest, root: &Root) -> Result<PoolSpec, ValidateErro
         });
     }
     if let PoolSpec::Memmap { size, base } = spec {
-        let map = host::ram_map(root)?.ok_or_else(|| ValidateError::NoRamMap(root_prefix(root)))?;
+        let map =
+            host::ram_map(root)?.ok_or_else(|| ValidateError::NoRamMap(root.message_prefix()))?;
         if !map.contains(base, size) {
             return Err(ValidateError::BaseOutsideRam {
                 start: hex(base),
@@ -255,19 +256,6 @@ pub fn validate(req: &PoolRequest, root: &Root) -> Result<PoolSpec, ValidateErro
         });
     }
     Ok(spec)
-}
-
-/// The root as a prefix for messages: empty for `/`.
-fn root_prefix(root: &Root) -> String {
-    if root.is_host() {
-        String::new()
-    } else {
-        root.dir()
-            .display()
-            .to_string()
-            .trim_end_matches('/')
-            .to_string()
-    }
 }
 
 #[cfg(test)]

@@ -10,7 +10,9 @@ use common::*;
 fn reserve_mode_prints_one_line() {
     let t = machine("fmt-res");
     let before = t.snapshot();
-    let out = t.ok(&["plan", "--size", "16G", "--align", "2M", "--format", "cmdline"]);
+    let out = t.ok(&[
+        "plan", "--size", "16G", "--align", "2M", "--format", "cmdline",
+    ]);
     assert_eq!(out, "reserve_mem=16G:2M:critmem\n");
     assert_eq!(diff_snapshots(&before, &t.snapshot()), Vec::<String>::new());
 }
@@ -31,7 +33,15 @@ fn default_alignment_matches_plan() {
 fn memmap_mode_prints_every_word() {
     let t = machine("fmt-mm");
     let out = t.ok(&[
-        "plan", "--size", "4G", "--mode", "memmap", "--base", "0x100000000", "--format", "cmdline",
+        "plan",
+        "--size",
+        "4G",
+        "--mode",
+        "memmap",
+        "--base",
+        "0x100000000",
+        "--format",
+        "cmdline",
     ]);
     assert_eq!(
         out,
@@ -46,7 +56,9 @@ fn validation_still_applies() {
     assert!(err.contains("--force"), "{err}");
     let out = t.ok(&["plan", "--size", "60G", "--force", "--format", "cmdline"]);
     assert_eq!(out, "reserve_mem=60G:1G:critmem\n");
-    let err = t.fails(&["plan", "--size", "1G", "--align", "3M", "--format", "cmdline"]);
+    let err = t.fails(&[
+        "plan", "--size", "1G", "--align", "3M", "--format", "cmdline",
+    ]);
     assert!(err.contains("power of two"), "{err}");
 }
 
