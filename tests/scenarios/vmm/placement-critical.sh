@@ -8,22 +8,9 @@
 # and a scan of the whole pool finds it exactly there.
 . /lib/critmem/testlib.sh
 
-# wait_for FILE REGEX SECONDS
-wait_for() {
-    i=0
-    while [ $i -lt $(($3 * 10)) ]; do
-        grep -qE "$2" "$1" && return 0
-        sleep 0.1
-        i=$((i + 1))
-    done
-    return 1
-}
-# le_hex VALUE: the 4 bytes of VALUE in memory order, as physread prints them.
-le_hex() { printf '%02x%02x%02x%02x' $(($1 & 255)) $((($1 >> 8) & 255)) $((($1 >> 16) & 255)) $((($1 >> 24) & 255)); }
-
 critmem_load
 gpa=0x0c000000
-marker=0x$(od -An -N4 -tx4 /dev/urandom | tr -d ' ')
+marker=$(random_u32)
 note "marker $marker at guest-physical $gpa"
 vmm --kernel "$GUEST_KERNEL" --initramfs "$GUEST_INITRAMFS" --memory 256M --critical-mem \
     --cmdline "console=ttyS0 reboot=k panic=-1 i8042.noaux memmap=4K\$$gpa guest.devmem=$gpa:$marker guest.sleep=4" \

@@ -7,19 +7,9 @@
 # /dev/mem does not find it: a normal VM's memory is not in the pool.
 . /lib/critmem/testlib.sh
 
-wait_for() {
-    i=0
-    while [ $i -lt $(($3 * 10)) ]; do
-        grep -qE "$2" "$1" && return 0
-        sleep 0.1
-        i=$((i + 1))
-    done
-    return 1
-}
-
 critmem_load
 gpa=0x0c000000
-marker=0x$(od -An -N4 -tx4 /dev/urandom | tr -d ' ')
+marker=$(random_u32)
 note "marker $marker at guest-physical $gpa"
 free0=$(critmem_key free)
 vmm --kernel "$GUEST_KERNEL" --initramfs "$GUEST_INITRAMFS" --memory 256M \

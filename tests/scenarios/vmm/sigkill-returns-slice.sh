@@ -5,16 +5,6 @@
 # SIGKILL of a running critical vmm: its slice returns to the pool.
 . /lib/critmem/testlib.sh
 
-wait_for() {
-    i=0
-    while [ $i -lt $(($3 * 10)) ]; do
-        grep -qE "$2" "$1" && return 0
-        sleep 0.1
-        i=$((i + 1))
-    done
-    return 1
-}
-
 critmem_load
 free0=$(critmem_key free)
 vmm --kernel "$GUEST_KERNEL" --initramfs "$GUEST_INITRAMFS" --memory 256M --cpus 2 --critical-mem \
