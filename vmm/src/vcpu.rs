@@ -49,6 +49,9 @@ pub enum VcpuError {
     Spawn(u32, #[source] std::io::Error),
 }
 
+/// `KVM_SET_TSC_KHZ` argument meaning "the host's TSC rate now".
+const HOST_TSC_RATE: u32 = 0;
+
 /// One vCPU.
 #[derive(Debug)]
 pub struct Vcpu {
@@ -87,6 +90,18 @@ impl Vcpu {
                 source,
             }
         };
+
+        // KVM gives a new vCPU the TSC rate the host had when kvm.ko was
+        // loaded. A host without an invariant TSC (nested hosts, some
+        // emulated CPUs) may refine its TSC calibration after that; if the
+        // two differ by more than KVM's tolerance and the CPU cannot scale
+        // the TSC, KVM leaves the vCPU without a TSC multiplier, and the
+        // guest's TSC-deadline timer then never fires: the guest hangs at
+        // boot. Rate 0 asks for the host's current rate, which needs no
+        // scaling on any host.
+        self.fd
+            .set_tsc_khz(HOST_TSC_RATE)
+            .map_err(setup("TSC rate"))?;
 
         let mut cpuid = supported.clone();
         cpuid::filter_cpuid(cpuid.as_mut_slice(), index, cpus);

@@ -9,6 +9,7 @@ mod memwrite;
 mod pattern;
 mod phys;
 mod physscan;
+mod tsc;
 
 use std::process::ExitCode;
 
@@ -23,9 +24,10 @@ fn main() -> ExitCode {
         Some("physscan") => physscan::run(&args[1..]),
         Some("memwrite") => memwrite::memwrite(&args[1..]),
         Some("hog") => memwrite::hog(&args[1..]),
+        Some("tsc-khz") => tsc::run(),
         _ => Err(
             "usage: cmtool kvm-selftest | info | alloc | mmap | touch | ioctl | physread | \
-             physcheck | physfill | physscan | memwrite | hog (see the module docs)"
+             physcheck | physfill | physscan | memwrite | hog | tsc-khz (see the module docs)"
                 .to_string(),
         ),
     };

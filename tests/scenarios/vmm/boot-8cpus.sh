@@ -1,4 +1,3 @@
-# ehost-skip: 8 vCPUs on the 2-CPU TCG host: 1 silent guest reset (vmm exit 0, no init) in 4 runs on 2026-11-24; run it with scripts/ehost run until fixed
 # ehost-memory: 2G
 # ehost-timeout: 150
 #
