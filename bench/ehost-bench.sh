@@ -5,7 +5,7 @@
 # The inside half of `scripts/bench` (not a test scenario): runs in one
 # emulated host, for one guest size, every mode, BENCH_RUNS times, first
 # unloaded and then under host memory pressure (swap on zram plus
-# `cmtool hog`), and prints one `BENCH ...` line per VM run. scripts/bench
+# `cmtool hog --lock` leaving room for half the guest), and prints one `BENCH ...` line per VM run. scripts/bench
 # sets the headers (host memory, pool, hugetlb pools) per size and reads the
 # lines back. Environment (from `scripts/ehost run --env`):
 #   BENCH_SIZE      guest memory, e.g. 1G
@@ -98,11 +98,18 @@ if [ "$pressure" = 1 ]; then
     echo "$((total_kb * 1024))" >/sys/block/zram0/disksize || fail "zram disksize"
     mkswap /dev/zram0 >/dev/null || fail "mkswap /dev/zram0"
     swapon /dev/zram0 || fail "swapon /dev/zram0"
-    # The hog: all available memory and a quarter more, dirtied forever,
-    # leaving room for the normal guest only through swap.
+    # The hog: mlocked, idle memory that leaves room for only half of a
+    # guest's RAM, so reclaim must swap out part of any guest memory it can
+    # (anonymous pages; critmem slices and hugetlb pages are not on the LRU).
+    # Idle, so the pressure costs reclaim's CPU, not the hog's.
+    case $size in
+        *G) guest_mb=$((${size%G} * 1024)) ;;
+        *M) guest_mb=${size%M} ;;
+    esac
     avail_mb=$(($(sed -n 's/^MemAvailable:[[:space:]]*\([0-9]*\).*/\1/p' /proc/meminfo) >> 10))
-    hog_mb=$((avail_mb + avail_mb / 4))
-    cmtool hog --mb "$hog_mb" --pause-us 2000 >/tmp/hog.out 2>&1 &
+    hog_mb=$((avail_mb - guest_mb / 2))
+    [ "$hog_mb" -gt 0 ] || fail "host too small for the pressure phase: $avail_mb MiB available, guest $guest_mb MiB"
+    cmtool hog --mb "$hog_mb" --lock >/tmp/hog.out 2>&1 &
     hog_pid=$!
     wait_for /tmp/hog.out '^hog: filled' 900 || fail "hog did not fill $hog_mb MiB: $(cat /tmp/hog.out)"
     note "hog: $(cat /tmp/hog.out) (available was $avail_mb MiB)"

@@ -18,6 +18,7 @@ const SWITCHES: &[&str] = &[
     "--no-alloc",
     "--readonly",
     "--natural",
+    "--lock",
 ];
 
 impl Args {

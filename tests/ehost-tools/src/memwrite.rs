@@ -8,14 +8,19 @@
 //! guest uses that guest-physical page, a stage-2 fault in the host, which
 //! is what the backings differ in.
 //!
-//! `hog --mb N [--seconds S] [--pause-us U]` (in the emulated host): maps
-//! N MiB, writes every page once (printing `hog: filled mb=N` when done),
-//! then keeps dirtying one byte per page in a loop, so reclaim keeps
-//! swapping it out and in: steady host memory pressure. `--pause-us` sleeps
-//! U µs after every MiB dirtied, so the hog makes memory pressure without
-//! also taking a whole CPU (the emulated host has two). Pages hold a counter and zeros, so
-//! swap on zram compresses them well and N may exceed free RAM. Runs until
-//! killed, or for S seconds.
+//! `hog --mb N [--seconds S] [--pause-us U] [--lock]` (in the emulated
+//! host): maps N MiB, writes every page once (printing `hog: filled mb=N`
+//! when done), then either
+//! - keeps dirtying one byte per page in a loop, so reclaim keeps swapping
+//!   it out and in; `--pause-us` sleeps U µs after every MiB dirtied, so the
+//!   hog makes memory pressure without also taking a whole CPU (the emulated
+//!   host has two). Pages hold a counter and zeros, so swap on zram
+//!   compresses them well and N may exceed free RAM; or
+//! - with `--lock`, mlocks its pages and sleeps: the memory is gone from the
+//!   host without costing any CPU, and reclaim must take what other
+//!   processes need from their own pages. This is the benchmark's pressure.
+//!
+//! Runs until killed, or for S seconds.
 
 use std::io::Write;
 use std::time::{Duration, Instant};
@@ -52,6 +57,20 @@ impl Anon {
             ));
         }
         Ok(Anon { ptr: p.cast(), len })
+    }
+
+    /// Pins the mapping's pages in RAM.
+    fn lock(&mut self) -> Result<(), String> {
+        // SAFETY: mlock only changes how the kernel treats our own mapping's
+        // pages; it touches no Rust object.
+        if unsafe { libc::mlock(self.ptr.cast(), self.len) } != 0 {
+            return Err(format!(
+                "mlock of {} MiB: {}",
+                self.len >> 20,
+                std::io::Error::last_os_error()
+            ));
+        }
+        Ok(())
     }
 
     /// The mapping as a byte slice.
@@ -129,9 +148,24 @@ pub fn hog(args: &[String]) -> Result<(), String> {
         page[..8].copy_from_slice(&(i as u64).to_le_bytes());
         page[PAGE - 1] = 1;
     }
-    println!("hog: filled mb={mb} ms={}", t0.elapsed().as_millis());
+    let lock = a.has("--lock");
+    if lock {
+        m.lock()?;
+    }
+    println!(
+        "hog: filled mb={mb} ms={} locked={}",
+        t0.elapsed().as_millis(),
+        u8::from(lock)
+    );
     let _ = std::io::stdout().flush();
     let deadline = seconds.map(|s| t0 + Duration::from_secs(s));
+    if lock {
+        while deadline.is_none_or(|d| Instant::now() < d) {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        println!("hog: done");
+        return Ok(());
+    }
     let mut pass = 0u64;
     loop {
         pass += 1;
@@ -165,6 +199,11 @@ mod tests {
     fn memwrite_and_hog_run() {
         memwrite(&["--mb".into(), "4".into()]).unwrap();
         let a: Vec<String> = ["--mb", "2", "--seconds", "0", "--pause-us", "10"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        hog(&a).unwrap();
+        let a: Vec<String> = ["--mb", "1", "--seconds", "0", "--lock"]
             .iter()
             .map(|s| s.to_string())
             .collect();
