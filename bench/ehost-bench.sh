@@ -5,10 +5,11 @@
 # The inside half of `scripts/bench` (not a test scenario): runs in one
 # emulated host, for one guest size, every mode, BENCH_RUNS times, first
 # unloaded and then under host memory pressure (swap on zram plus
-# `cmtool hog --lock` leaving room for half the guest), and prints one `BENCH ...` line per VM run. scripts/bench
+# `cmtool hog` leaving room for half the guest), and prints one `BENCH ...` line per VM run. scripts/bench
 # sets the headers (host memory, pool, hugetlb pools) per size and reads the
 # lines back. Environment (from `scripts/ehost run --env`):
 #   BENCH_SIZE      guest memory, e.g. 1G
+#   BENCH_SIZE_MIB  the same in MiB, e.g. 1024
 #   BENCH_MODES     modes, e.g. "critical normal prefault huge2m huge1g"
 #   BENCH_RUNS      runs per mode and phase
 #   BENCH_POOL      critmem pool size in bytes (at 4 GiB, memmap mode)
@@ -16,6 +17,7 @@
 . /lib/critmem/testlib.sh
 
 size=${BENCH_SIZE:-256M}
+guest_mb=${BENCH_SIZE_MIB:-256}
 modes=${BENCH_MODES:-critical normal prefault huge2m huge1g}
 runs=${BENCH_RUNS:-1}
 pool=${BENCH_POOL:-$((1 << 30))}
@@ -102,14 +104,10 @@ if [ "$pressure" = 1 ]; then
     # guest's RAM, so reclaim must swap out part of any guest memory it can
     # (anonymous pages; critmem slices and hugetlb pages are not on the LRU).
     # Idle, so the pressure costs reclaim's CPU, not the hog's.
-    case $size in
-        *G) guest_mb=$((${size%G} * 1024)) ;;
-        *M) guest_mb=${size%M} ;;
-    esac
     avail_mb=$(($(sed -n 's/^MemAvailable:[[:space:]]*\([0-9]*\).*/\1/p' /proc/meminfo) >> 10))
     hog_mb=$((avail_mb - guest_mb / 2))
     [ "$hog_mb" -gt 0 ] || fail "host too small for the pressure phase: $avail_mb MiB available, guest $guest_mb MiB"
-    cmtool hog --mb "$hog_mb" --lock >/tmp/hog.out 2>&1 &
+    cmtool hog --mb "$hog_mb" >/tmp/hog.out 2>&1 &
     hog_pid=$!
     wait_for /tmp/hog.out '^hog: filled' 900 || fail "hog did not fill $hog_mb MiB: $(cat /tmp/hog.out)"
     note "hog: $(cat /tmp/hog.out) (available was $avail_mb MiB)"

@@ -18,7 +18,6 @@ const SWITCHES: &[&str] = &[
     "--no-alloc",
     "--readonly",
     "--natural",
-    "--lock",
 ];
 
 impl Args {

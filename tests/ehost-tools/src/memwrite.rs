@@ -8,18 +8,11 @@
 //! guest uses that guest-physical page, a stage-2 fault in the host, which
 //! is what the backings differ in.
 //!
-//! `hog --mb N [--seconds S] [--pause-us U] [--lock]` (in the emulated
-//! host): maps N MiB, writes every page once (printing `hog: filled mb=N`
-//! when done), then either
-//! - keeps dirtying one byte per page in a loop, so reclaim keeps swapping
-//!   it out and in; `--pause-us` sleeps U µs after every MiB dirtied, so the
-//!   hog makes memory pressure without also taking a whole CPU (the emulated
-//!   host has two). Pages hold a counter and zeros, so swap on zram
-//!   compresses them well and N may exceed free RAM; or
-//! - with `--lock`, mlocks its pages and sleeps: the memory is gone from the
-//!   host without costing any CPU, and reclaim must take what other
-//!   processes need from their own pages. This is the benchmark's pressure.
-//!
+//! `hog --mb N [--seconds S]` (in the emulated host): maps N MiB, writes
+//! every page once, mlocks the pages (printing `hog: filled mb=N` when
+//! done) and sleeps: the memory is gone from the host without costing any
+//! CPU, and reclaim must take what other processes need from their own
+//! pages. This is the benchmark's pressure.
 //! Runs until killed, or for S seconds.
 
 use std::io::Write;
@@ -140,7 +133,6 @@ pub fn hog(args: &[String]) -> Result<(), String> {
     let a = Args::parse(args)?;
     let mb = a.num("--mb")?.ok_or("hog needs --mb N")?;
     let seconds = a.num("--seconds")?;
-    let pause = Duration::from_micros(a.num("--pause-us")?.unwrap_or(0));
     let len = (mb as usize) << 20;
     let mut m = Anon::new(len)?;
     let t0 = Instant::now();
@@ -148,38 +140,15 @@ pub fn hog(args: &[String]) -> Result<(), String> {
         page[..8].copy_from_slice(&(i as u64).to_le_bytes());
         page[PAGE - 1] = 1;
     }
-    let lock = a.has("--lock");
-    if lock {
-        m.lock()?;
-    }
-    println!(
-        "hog: filled mb={mb} ms={} locked={}",
-        t0.elapsed().as_millis(),
-        u8::from(lock)
-    );
+    m.lock()?;
+    println!("hog: filled mb={mb} ms={}", t0.elapsed().as_millis());
     let _ = std::io::stdout().flush();
     let deadline = seconds.map(|s| t0 + Duration::from_secs(s));
-    if lock {
-        while deadline.is_none_or(|d| Instant::now() < d) {
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        println!("hog: done");
-        return Ok(());
+    while deadline.is_none_or(|d| Instant::now() < d) {
+        std::thread::sleep(Duration::from_millis(100));
     }
-    let mut pass = 0u64;
-    loop {
-        pass += 1;
-        for (i, page) in m.bytes().chunks_mut(PAGE).enumerate() {
-            page[8] = page[8].wrapping_add(1);
-            if !pause.is_zero() && i % 256 == 255 {
-                std::thread::sleep(pause);
-            }
-        }
-        if deadline.is_some_and(|d| Instant::now() >= d) {
-            println!("hog: done passes={pass}");
-            return Ok(());
-        }
-    }
+    println!("hog: done");
+    Ok(())
 }
 
 #[cfg(test)]
@@ -198,12 +167,7 @@ mod tests {
     #[test]
     fn memwrite_and_hog_run() {
         memwrite(&["--mb".into(), "4".into()]).unwrap();
-        let a: Vec<String> = ["--mb", "2", "--seconds", "0", "--pause-us", "10"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        hog(&a).unwrap();
-        let a: Vec<String> = ["--mb", "1", "--seconds", "0", "--lock"]
+        let a: Vec<String> = ["--mb", "1", "--seconds", "0"]
             .iter()
             .map(|s| s.to_string())
             .collect();
