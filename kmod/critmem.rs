@@ -21,6 +21,7 @@ mod caps;
 mod device;
 mod freemap;
 mod iomem;
+mod layout;
 mod pool;
 mod procfs;
 mod slice;

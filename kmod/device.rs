@@ -8,7 +8,8 @@
 
 use crate::{
     abi,
-    pool::{Pool, SZ_1G, SZ_2M},
+    layout::{SZ_1G, SZ_2M},
+    pool::Pool,
     slice::Slice,
     vma,
 };

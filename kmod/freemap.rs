@@ -12,9 +12,6 @@
 
 use kernel::prelude::*;
 
-/// Granule of the pool: every extent starts and ends on a 4 KiB boundary.
-pub(crate) const PAGE_SIZE: u64 = 4096;
-
 /// A free physical range `[start, end)`.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Extent {
@@ -117,7 +114,7 @@ impl FreeMap {
     }
 
     /// Finds a place for `size` bytes aligned to `align` (a power of two, at
-    /// least [`PAGE_SIZE`]).
+    /// least [`PAGE_SIZE`](crate::layout::PAGE_SIZE)).
     ///
     /// Prefers a place that is already entirely zeroed, so that ALLOC costs
     /// no zeroing; among candidates, it takes the smallest free range that

@@ -23,8 +23,9 @@
 use crate::{
     abi,
     caps::Caps,
-    freemap::{FreeMap, PAGE_SIZE},
+    freemap::FreeMap,
     iomem::{self, IomemClaim, KernelMapping, Overlap},
+    layout::{PAGE_SIZE, SZ_1G},
     slice::Slice,
 };
 use kernel::{
@@ -38,10 +39,6 @@ use kernel::{
 
 /// Bytes the background worker zeroes per lock hold.
 const ZERO_CHUNK: u64 = 2 << 20;
-/// Largest page size user mappings use, and so the largest useful alignment.
-pub(crate) const SZ_1G: u64 = 1 << 30;
-/// 2 MiB.
-pub(crate) const SZ_2M: u64 = 2 << 20;
 
 /// Where the pool came from.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]

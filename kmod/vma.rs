@@ -10,17 +10,26 @@
 //! drops it.
 //!
 //! Faults: `.huge_fault` is asked first for a 1 GiB (PUD) and then a 2 MiB
-//! (PMD) entry; it inserts one when the aligned block lies inside the vma and
-//! its physical address is aligned too (so VA and PA must be congruent), and
+//! (PMD) entry; it inserts one when [`MappingGeometry::block`] allows it, and
 //! falls back otherwise. `.fault` inserts single 4 KiB pages.
+//!
+//! Cuts and moves: the core mm cannot cut or move a huge PFN entry by parts
+//! (see [`crate::layout`]). `.may_split` refuses a cut strictly inside a
+//! block that a huge entry may map, so munmap, mprotect, madvise and mremap
+//! of such a part fail with `EINVAL`. An mremap move changes which virtual
+//! address maps which physical one; `open` zaps the moved range of the
+//! source before the core moves its page tables, so no huge entry is ever
+//! moved to an address it is not aligned for, and the new vma refaults with
+//! the pages its own alignment allows.
 
 use crate::{
-    freemap::PAGE_SIZE,
-    pool::{SZ_1G, SZ_2M},
+    layout::{MappingGeometry, PAGE_SIZE, SZ_1G, SZ_2M},
     slice::Slice,
 };
 use kernel::{
-    bindings, ffi,
+    bindings,
+    error::code::EINVAL,
+    ffi,
     mm::virt::{flags, vm_flags_t, VmaNew, VmaRef},
     sync::{Arc, ArcBorrow},
 };
@@ -70,13 +79,27 @@ pub(crate) fn install(vma: &VmaNew, slice: Arc<Slice>) {
     }
 }
 
-const CRITMEM_VM_OPS: bindings::vm_operations_struct = bindings::vm_operations_struct {
+/// A `static`, not a `const`: `open` recognises our vmas by this address.
+static CRITMEM_VM_OPS: bindings::vm_operations_struct = bindings::vm_operations_struct {
     open: Some(vma_open),
     close: Some(vma_close),
+    may_split: Some(vma_may_split),
     fault: Some(vma_fault),
     huge_fault: Some(vma_huge_fault),
     ..pin_init::zeroed()
 };
+
+/// Where `area`, one of our vmas mapping `slice`, lies.
+fn geometry(area: &VmaRef, slice: &Slice) -> MappingGeometry {
+    MappingGeometry {
+        vm_start: area.start() as u64,
+        vm_end: area.end() as u64,
+        offset: offset(area),
+        slice_start: slice.start(),
+        slice_size: slice.size(),
+        pud_pages: slice.pool().caps().pud,
+    }
+}
 
 /// The slice a vma of ours maps.
 ///
@@ -94,16 +117,98 @@ unsafe fn slice_of<'a>(vma: *const bindings::vm_area_struct) -> ArcBorrow<'a, Sl
 ///
 /// # Safety
 ///
-/// Called by the mm core with a valid vma copied from one of ours, so its
-/// `vm_private_data` is the same slice pointer.
+/// Called by the mm core, with the mmap lock held for writing, with a valid
+/// vma copied from one of ours, so its `vm_private_data` is the same slice
+/// pointer. The copy is not yet in the mm's vma tree.
 unsafe extern "C" fn vma_open(vma: *mut bindings::vm_area_struct) {
     // SAFETY: The copy shares `vm_private_data` with the live original, whose
     // reference keeps the slice alive during this call.
     let slice = unsafe { slice_of(vma) };
+    // SAFETY: The caller holds the mmap lock for writing and `vma` is valid.
+    let copy = unsafe { VmaRef::from_raw(vma) };
+    let copy_geometry = geometry(copy, &slice);
+    // SAFETY: As above: the mmap lock is held for writing.
+    unsafe { zap_moved_sources(copy, &copy_geometry) };
     let slice: Arc<Slice> = slice.into();
     slice.pool().note_mapping(slice.id(), 1);
     // The copy gets its own reference; its `close` drops it.
     let _ = Arc::into_raw(slice);
+}
+
+/// Zaps every vma of ours in `copy`'s mm that maps bytes of the same slice as
+/// `copy` at other virtual addresses: the source of an mremap move.
+///
+/// A split copy keeps its source's virtual-to-physical relation and is left
+/// alone. An mremap move copies the moved range of the source vma (which is
+/// write-locked against faults, and split only after the move) and then moves
+/// its page tables. Linux 7.2 moves a 1 GiB leaf only when source and
+/// destination are both 1 GiB aligned; otherwise it takes the leaf for a
+/// table, reports a "bad pud" and clears it without a TLB flush. With the
+/// moved range of the source zapped first there is nothing to move, and the
+/// new vma faults in afresh. `may_split` already refused a moved range whose
+/// ends cut a huge block, so the zap never cuts a huge entry either. Other
+/// mappings of the same bytes, if the process made any, are only zapped, and
+/// refault.
+///
+/// # Safety
+///
+/// The mmap lock of `copy`'s mm is held for writing, and `copy` is one of our
+/// vmas, not yet linked into the mm.
+unsafe fn zap_moved_sources(copy: &VmaRef, copy_geometry: &MappingGeometry) {
+    // SAFETY: `copy` is valid (type invariant of `VmaRef`); `vm_mm` and
+    // `vm_private_data` are fixed while the mmap lock is held.
+    let (mm, slice_ptr) = unsafe { ((*copy.as_ptr()).vm_mm, (*copy.as_ptr()).vm_private_data) };
+    let mut addr: ffi::c_ulong = 0;
+    loop {
+        // SAFETY: `mm` is live (it owns `copy`) and its mmap lock is held, as
+        // `find_vma` requires; the vma it returns stays valid while it is.
+        let other = unsafe { bindings::find_vma(mm, addr) };
+        if other.is_null() {
+            return;
+        }
+        // SAFETY: `other` is a valid vma of `mm`, and the mmap lock (held for
+        // writing) gives read access to it.
+        let other = unsafe { VmaRef::from_raw(other) };
+        addr = other.end() as ffi::c_ulong;
+        // SAFETY: Reading the fields of a valid vma under its mm's lock.
+        let (ops, private) =
+            unsafe { ((*other.as_ptr()).vm_ops, (*other.as_ptr()).vm_private_data) };
+        if !core::ptr::eq(ops, &CRITMEM_VM_OPS) || private != slice_ptr {
+            continue;
+        }
+        let other_geometry = MappingGeometry {
+            vm_start: other.start() as u64,
+            vm_end: other.end() as u64,
+            offset: offset(other),
+            ..*copy_geometry
+        };
+        if other_geometry.va_minus_offset() == copy_geometry.va_minus_offset() {
+            continue;
+        }
+        if let Some((start, end)) = other_geometry.range_shared_with(copy_geometry) {
+            other.zap_vma_range(start as usize, (end - start) as usize);
+        }
+    }
+}
+
+/// `vm_ops->may_split`: refuses a cut strictly inside a block that a huge
+/// entry may map (see [`crate::layout`]), with `EINVAL`.
+///
+/// # Safety
+///
+/// Called by the mm core, with the mmap lock held for writing, with a valid
+/// vma of ours and an address strictly inside it.
+unsafe extern "C" fn vma_may_split(
+    vma: *mut bindings::vm_area_struct,
+    addr: ffi::c_ulong,
+) -> ffi::c_int {
+    // SAFETY: The vma is ours and alive; the mmap lock is held.
+    let (area, slice) = unsafe { (VmaRef::from_raw(vma), slice_of(vma)) };
+    if geometry(area, &slice).may_split_at(addr as u64) {
+        0
+    } else {
+        EINVAL.to_errno()
+    }
 }
 
 /// `vm_ops->close`: the vma is going away; drop its slice reference.
@@ -160,24 +265,13 @@ unsafe extern "C" fn vma_huge_fault(
         bindings::PUD_ORDER if slice.pool().caps().pud => SZ_1G,
         _ => return bindings::vm_fault_reason_VM_FAULT_FALLBACK,
     };
-    let fallback = if order == 0 {
-        bindings::vm_fault_reason_VM_FAULT_SIGBUS
-    } else {
-        bindings::vm_fault_reason_VM_FAULT_FALLBACK
+    let Some((va, pa)) = geometry(area, &slice).block(address, page) else {
+        return if order == 0 {
+            bindings::vm_fault_reason_VM_FAULT_SIGBUS
+        } else {
+            bindings::vm_fault_reason_VM_FAULT_FALLBACK
+        };
     };
-    let va = address & !(page - 1);
-    let (vm_start, vm_end) = (area.start() as u64, area.end() as u64);
-    if va < vm_start || va + page > vm_end {
-        return fallback;
-    }
-    let off = offset(area) + (va - vm_start);
-    if off + page > slice.size() {
-        return fallback;
-    }
-    let pa = slice.start() + off;
-    if pa % page != 0 {
-        return fallback;
-    }
     let pfn = (pa >> PAGE_SHIFT) as ffi::c_ulong;
     // SAFETY: `vmf` is a valid fault for our VM_PFNMAP, shared vma; the block
     // `[va, va + page)` lies inside the vma and maps `[pa, pa + page)`, which

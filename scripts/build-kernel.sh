@@ -1,16 +1,26 @@
 #!/usr/bin/env bash
 # Builds critmem's test kernel (bzImage + Module.symvers + modules_prepare'd
 # tree for out-of-tree modules) from the pinned Debian linux-source package
-# and the committed Kconfig fragment.
+# and the committed Kconfig fragments.
+#
+#   scripts/build-kernel.sh [test|debug]
+#
+# `test` (the default) is tinyconfig + scripts/kernel/test-kernel.config.
+# `debug` adds scripts/kernel/debug-kernel.config (DEBUG_VM, lockdep, ...).
 #
 # The build is cached in $CRITMEM_CACHE/kernel/<key>, where the key hashes
-# the kernel package version, the fragment, the compilers' versions and
+# the kernel package version, the fragments, the compilers' versions and
 # KERNEL_RECIPE. A run with nothing changed only prints the path.
 #
 # Prints the build directory (KDIR) on stdout.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-FRAGMENT=$CRITMEM_ROOT/scripts/kernel/test-kernel.config
+VARIANT=${1:-test}
+case "$VARIANT" in
+    test) FRAGMENTS=("$CRITMEM_ROOT/scripts/kernel/test-kernel.config") ;;
+    debug) FRAGMENTS=("$CRITMEM_ROOT/scripts/kernel/test-kernel.config" "$CRITMEM_ROOT/scripts/kernel/debug-kernel.config") ;;
+    *) die "unknown kernel variant '$VARIANT': use test or debug" ;;
+esac
 # Bump when this script changes how the kernel is built.
 KERNEL_RECIPE=1
 
@@ -21,7 +31,7 @@ kernel_key() {
         bindgen --version 2>/dev/null || true
         gcc --version | head -1
         echo "recipe $KERNEL_RECIPE"
-        cat "$FRAGMENT"
+        cat "${FRAGMENTS[@]}"
     } | sha256sum | cut -c1-16
 }
 
@@ -56,7 +66,7 @@ main() {
     key=$(kernel_key)
     KDIR=$CRITMEM_CACHE/kernel/$key
     if [ -f "$KDIR/.critmem-complete" ]; then
-        log "kernel: cached build $KDIR"
+        log "kernel ($VARIANT): cached build $KDIR"
         echo "$KDIR"
         return
     fi
@@ -65,26 +75,31 @@ main() {
     rm -rf "$KDIR"
     mkdir -p "$KDIR"
     local mk=(make -s -C "$SRC_DIR" O="$KDIR" ARCH=x86_64 LLVM= "RUST_LIB_SRC=$RUST_LIB_SRC")
-    log "kernel: configuring (tinyconfig + $(basename "$FRAGMENT"))"
+    log "kernel ($VARIANT): configuring (tinyconfig + ${FRAGMENTS[*]##*/})"
     "${mk[@]}" tinyconfig >/dev/null
-    (cd "$KDIR" && "$SRC_DIR/scripts/kconfig/merge_config.sh" -m .config "$FRAGMENT" >/dev/null)
+    (cd "$KDIR" && "$SRC_DIR/scripts/kconfig/merge_config.sh" -m .config "${FRAGMENTS[@]}" >/dev/null)
     "${mk[@]}" olddefconfig >/dev/null
     # merge_config warns but does not fail when a symbol is dropped; a missing
     # requirement must stop the build instead of producing a kernel that
-    # fails tests in confusing ways later.
+    # fails tests in confusing ways later. A later fragment overrides an
+    # earlier one, as in merge_config.
     local line sym val got
+    declare -A wanted=()
     while IFS= read -r line; do
         case "$line" in CONFIG_*=*) ;; *) continue ;; esac
-        sym=${line%%=*} val=${line#*=}
+        wanted[${line%%=*}]=${line#*=}
+    done < <(cat "${FRAGMENTS[@]}")
+    for sym in "${!wanted[@]}"; do
+        val=${wanted[$sym]}
         got=$(grep -E "^$sym=|^# $sym is not set" "$KDIR/.config" || true)
         if [ "$val" = n ]; then
             case "$got" in "" | "# $sym is not set") ;; *) die "kernel config: $sym should be off, got '$got'" ;; esac
         elif [ "$got" != "$sym=$val" ]; then
             die "kernel config: wanted $sym=$val, got '${got:-unset}' (a dependency is missing from the fragment)"
         fi
-    done <"$FRAGMENT"
+    done
     "${mk[@]}" rustavailable >/dev/null || die "make rustavailable failed"
-    with_progress "kernel build (bzImage modules_prepare)" 360 \
+    with_progress "kernel build ($VARIANT: bzImage modules_prepare)" 360 \
         "${mk[@]}" -j"$(nproc)" bzImage modules_prepare
     # `make modules` writes Module.symvers, which out-of-tree Rust modules
     # need to resolve the kernel crate's symbols at modpost.
@@ -92,7 +107,7 @@ main() {
     [ -f "$KDIR/Module.symvers" ] || die "kernel build produced no Module.symvers"
     echo "$SRC_DIR" >"$KDIR/.critmem-src"
     touch "$KDIR/.critmem-complete"
-    log "kernel: built $KDIR"
+    log "kernel ($VARIANT): built $KDIR"
     echo "$KDIR"
 }
 

@@ -1,9 +1,25 @@
 #!/usr/bin/env bash
-# Builds kmod/critmem.ko against the cached test kernel. Prints the .ko path.
+# Builds kmod/critmem.ko against a cached test kernel. Prints the .ko path.
+#
+#   scripts/build-kmod.sh [test|debug]
+#
+# `test` (the default) builds in kmod/ itself, as the README's commands do.
+# `debug` builds a copy of kmod/ and abi/ under target/kmod-debug/ against the
+# debug kernel, so the two builds never share objects.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-KDIR=${KDIR:-$("$CRITMEM_ROOT/scripts/build-kernel.sh")}
+VARIANT=${1:-test}
+KDIR=${KDIR:-$(bash "$CRITMEM_ROOT/scripts/build-kernel.sh" "$VARIANT")}
 export RUST_LIB_SRC=$TOOLS_DIR/rust-src-$(rustc_version)/usr/lib/rustlib/src/rust/library
-log "kmod: building critmem.ko against $KDIR"
-make -s -C "$CRITMEM_ROOT/kmod" KDIR="$KDIR" >&2 || die "critmem.ko failed to build"
-echo "$CRITMEM_ROOT/kmod/critmem.ko"
+SRC=$CRITMEM_ROOT/kmod
+if [ "$VARIANT" != test ]; then
+    # kmod/ includes ../abi/critmem_abi.rs, so the copy keeps that layout.
+    tree=$CRITMEM_ROOT/target/kmod-$VARIANT
+    mkdir -p "$tree/kmod" "$tree/abi"
+    cp "$CRITMEM_ROOT"/kmod/{Kbuild,Makefile,*.rs} "$tree/kmod/"
+    cp "$CRITMEM_ROOT"/abi/critmem_abi.rs "$tree/abi/"
+    SRC=$tree/kmod
+fi
+log "kmod ($VARIANT): building critmem.ko against $KDIR"
+make -s -C "$SRC" KDIR="$KDIR" >&2 || die "critmem.ko failed to build"
+echo "$SRC/critmem.ko"

@@ -77,7 +77,7 @@ step() { printf '\n==> %s\n' "$*" >&2; }
 start=$SECONDS
 if [ -n "$NO_BUILD" ]; then
     step "1/3 setup and build: skipped (NO_BUILD), using the last build in target/ehost"
-    [ -f "$CRITMEM_ROOT/target/ehost/host-base.cpio.gz" ] || die "nothing built yet: run without NO_BUILD"
+    [ -f "$CRITMEM_ROOT/target/ehost/host-base-test.cpio.gz" ] || die "nothing built yet: run without NO_BUILD"
 else
     step "1/3 setup and build (warm caches: about 15 s; a fresh machine: 15-25 min, the toolchain and kernel steps report progress)"
     bash "$CRITMEM_ROOT/scripts/ehost" build

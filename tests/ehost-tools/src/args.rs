@@ -18,6 +18,7 @@ const SWITCHES: &[&str] = &[
     "--no-alloc",
     "--readonly",
     "--natural",
+    "--forge",
 ];
 
 impl Args {

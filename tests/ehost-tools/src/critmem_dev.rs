@@ -27,7 +27,7 @@ use std::os::fd::AsRawFd;
 
 const PAGE: u64 = 4096;
 
-fn errno_name(e: &io::Error) -> String {
+pub(crate) fn errno_name(e: &io::Error) -> String {
     let n = e.raw_os_error().unwrap_or(0);
     let name = match n {
         libc::EPERM => "EPERM",
@@ -61,7 +61,7 @@ fn failed(args: &Args, what: &str, e: io::Error) -> Result<(), String> {
     }
 }
 
-fn open_dev(readonly: bool) -> Result<File, String> {
+pub(crate) fn open_dev(readonly: bool) -> Result<File, String> {
     OpenOptions::new()
         .read(true)
         .write(!readonly)
@@ -69,7 +69,7 @@ fn open_dev(readonly: bool) -> Result<File, String> {
         .map_err(|e| format!("open {DEVICE_PATH}: {e}"))
 }
 
-fn ioctl_alloc(f: &File, size: u64, align: u64) -> io::Result<AllocRequest> {
+pub(crate) fn ioctl_alloc(f: &File, size: u64, align: u64) -> io::Result<AllocRequest> {
     let mut req = AllocRequest {
         size,
         align,
@@ -94,8 +94,8 @@ fn ioctl_info(f: &File) -> io::Result<PoolInfo> {
 }
 
 /// A live mapping, unmapped on drop.
-struct Mapping {
-    ptr: *mut u64,
+pub(crate) struct Mapping {
+    pub(crate) ptr: *mut u64,
     len: u64,
 }
 
@@ -300,9 +300,9 @@ fn cmd_touch(args: &Args) -> Result<(), String> {
         .inspect(|_| println!("va_1g_aligned={}", u8::from(va.is_multiple_of(1 << 30))))
 }
 
-/// Reserves room, then maps `f` at `va_off` past a `va_align` boundary in it.
-fn reserve_and_map(f: &File, size: u64, va_align: u64, va_off: u64) -> Result<Mapping, String> {
-    let span = size + 2 * va_align + va_off;
+/// Reserves `span` bytes of address space (PROT_NONE, never freed: the
+/// process is short-lived) and returns its start.
+pub(crate) fn reserve_va(span: u64) -> Result<u64, String> {
     // SAFETY: A fresh PROT_NONE anonymous reservation.
     let res = unsafe {
         libc::mmap(
@@ -317,7 +317,18 @@ fn reserve_and_map(f: &File, size: u64, va_align: u64, va_off: u64) -> Result<Ma
     if res == libc::MAP_FAILED {
         return Err(format!("reserve VA: {}", io::Error::last_os_error()));
     }
-    let va = (res as u64).div_ceil(va_align) * va_align + va_off;
+    Ok(res as u64)
+}
+
+/// Reserves room, then maps `f` at `va_off` past a `va_align` boundary in it.
+pub(crate) fn reserve_and_map(
+    f: &File,
+    size: u64,
+    va_align: u64,
+    va_off: u64,
+) -> Result<Mapping, String> {
+    let res = reserve_va(size + 2 * va_align + va_off)?;
+    let va = res.div_ceil(va_align) * va_align + va_off;
     Mapping::new(f, size, 0, false, false, Some(va)).map_err(|e| format!("mmap: {e}"))
 }
 

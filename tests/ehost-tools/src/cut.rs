@@ -1,0 +1,269 @@
+//! `cmtool cut`: cuts, moves and resizes part of a huge-mapped slice, the way
+//! a careless or hostile member of the kvm group would, and checks that the
+//! slice's data survived (see `tests/scenarios/kmod/cut-*.sh`).
+//!
+//! ```text
+//! cut --size N [--align A] [--va-align A] [--va-offset O] --op OP
+//!     [--at OFF] [--len L] [--to-va-offset O] [--forge] [--expect ERRNO]
+//! ```
+//!
+//! The slice is allocated and mapped at `--va-offset` past a `--va-align`
+//! boundary, and every 4 KiB page gets two words of a pattern that depends on
+//! the slice offset, so that every page is faulted in with the largest entry
+//! its alignment allows. Then OP runs on the mapping:
+//!
+//! | OP | call |
+//! |---|---|
+//! | `munmap` | `munmap(va + at, len)` |
+//! | `mprotect` | `mprotect(va + at, len, PROT_READ)` |
+//! | `madvise-nohugepage` | `madvise(va + at, len, MADV_NOHUGEPAGE)` |
+//! | `madvise-dontneed` | `madvise(va + at, len, MADV_DONTNEED)` |
+//! | `mremap-shrink` | `mremap(va, size, at, 0)` |
+//! | `mremap-grow` | `mremap(va, size, size + len, MREMAP_MAYMOVE)` |
+//! | `mremap-move` | `mremap(va, size, size, MAYMOVE \| FIXED, dst)` |
+//! | `mremap-move-part` | `mremap(va + at, len, len, MAYMOVE \| FIXED, dst)` |
+//! | `mremap-dontunmap` | `mremap(va, size, size, MAYMOVE \| DONTUNMAP)` |
+//!
+//! `dst` is `--to-va-offset` past a fresh 1 GiB boundary. With `--forge`, the
+//! words that the kernel would read as a page-table entry if it mistook the
+//! huge entry around `va + at` for a table (index `(va + at) >> 21 & 511` of
+//! the 1 GiB block's first page, `(va + at) >> 12 & 511` of the 2 MiB
+//! block's) get forged huge-entry values first; they must survive untouched.
+//!
+//! OP must succeed, or with `--expect` fail with exactly that errno. Then
+//! every page that should still be mapped (at its old or new address) is read
+//! back. Prints `op_result=`, `pages_checked=`, `minflt_recheck=` (faults
+//! taken by the read-back: refaults after a move) and `data_intact=1`.
+
+use crate::args::Args;
+use crate::critmem_dev::{errno_name, ioctl_alloc, open_dev, reserve_and_map, reserve_va};
+use std::io;
+
+const PAGE: u64 = 4096;
+const SZ_2M: u64 = 2 << 20;
+const SZ_1G: u64 = 1 << 30;
+const SEED: u64 = 0xc0ffee00_00000000;
+/// Present, writable, user, accessed, dirty, PSE: a huge leaf entry.
+const FORGED_FLAGS: u64 = 0xe7;
+
+/// Which part of the slice is mapped where after OP.
+struct Survivor {
+    va: u64,
+    slice_offset: u64,
+    len: u64,
+}
+
+/// The two sampled words of the page at slice offset `off`.
+fn sample_words(off: u64) -> [(u64, u64); 2] {
+    [(off, SEED ^ off), (off + PAGE - 8, SEED ^ (off + PAGE - 8))]
+}
+
+fn minflt() -> i64 {
+    // SAFETY: getrusage writes the zero-initialised struct.
+    unsafe {
+        let mut ru: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut ru);
+        ru.ru_minflt as i64
+    }
+}
+
+/// Raw syscall result to `io::Result`.
+fn check(r: i64) -> io::Result<u64> {
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r as u64)
+    }
+}
+
+pub fn run(argv: &[String]) -> Result<(), String> {
+    let args = Args::parse(argv)?;
+    let size = args.num("--size")?.ok_or("--size is required")?;
+    let align = args.num("--align")?.unwrap_or(0);
+    let va_align = args.num("--va-align")?.unwrap_or(SZ_1G);
+    let va_off = args.num("--va-offset")?.unwrap_or(0);
+    let op = args.str("--op").ok_or("--op is required")?.to_string();
+    let at = args.num("--at")?.unwrap_or(0);
+    let len = args.num("--len")?.unwrap_or(PAGE);
+    let to_va_off = args.num("--to-va-offset")?.unwrap_or(0);
+    if at % PAGE != 0 || len % PAGE != 0 || at > size || at + len > size {
+        return Err(format!(
+            "--at {at:#x} --len {len:#x} must be page aligned and inside --size"
+        ));
+    }
+
+    let f = open_dev(false)?;
+    let req = ioctl_alloc(&f, size, align).map_err(|e| format!("ALLOC: {e}"))?;
+    let map = reserve_and_map(&f, size, va_align, va_off)?;
+    let va = map.ptr as u64;
+    println!("va={va:#x}");
+    println!("pa={:#x}", req.phys_start);
+
+    let mut expected: Vec<(u64, u64)> = (0..size / PAGE)
+        .flat_map(|i| sample_words(i * PAGE))
+        .collect();
+    for &(off, value) in &expected {
+        // SAFETY: `off` lies inside the live, writable mapping.
+        unsafe { ((va + off) as *mut u64).write_volatile(value) };
+    }
+    if args.has("--forge") {
+        let cut = va + at;
+        // The first page of each huge block around the cut, in slice offsets.
+        let forged = [
+            ((cut & !(SZ_1G - 1)).saturating_sub(va), (cut >> 21) & 511),
+            ((cut & !(SZ_2M - 1)).saturating_sub(va), (cut >> 12) & 511),
+        ];
+        for (block_off, index) in forged {
+            let off = block_off + index * 8;
+            let value = (req.phys_start + block_off) | FORGED_FLAGS;
+            // SAFETY: `off` lies inside the live, writable mapping.
+            unsafe { ((va + off) as *mut u64).write_volatile(value) };
+            expected.retain(|&(o, _)| o != off);
+            expected.push((off, value));
+            println!("forged_offset={off:#x} forged_value={value:#x}");
+        }
+    }
+
+    let survivors = match do_op(&op, va, size, at, len, to_va_off)? {
+        Ok(new_va) => {
+            println!("op_result=ok");
+            if let Some(want) = args.str("--expect") {
+                return Err(format!("{op} succeeded, expected {want}"));
+            }
+            survivors_after(&op, va, size, at, len, new_va)
+        }
+        Err(e) => {
+            let name = errno_name(&e);
+            println!("op_result={name}");
+            match args.str("--expect") {
+                Some(want) if want == name => {}
+                Some(want) => return Err(format!("{op}: got {name}, expected {want}")),
+                None => return Err(format!("{op}: {e}")),
+            }
+            vec![Survivor {
+                va,
+                slice_offset: 0,
+                len: size,
+            }]
+        }
+    };
+
+    let before = minflt();
+    let mut checked = 0u64;
+    for s in &survivors {
+        for &(off, value) in &expected {
+            if off < s.slice_offset || off >= s.slice_offset + s.len {
+                continue;
+            }
+            let addr = s.va + (off - s.slice_offset);
+            // SAFETY: `addr` lies inside a part of the slice that is still
+            // mapped readable at `s.va`.
+            let got = unsafe { (addr as *const u64).read_volatile() };
+            if got != value {
+                return Err(format!(
+                    "slice offset {off:#x} (va {addr:#x}) holds {got:#x}, expected {value:#x}"
+                ));
+            }
+            checked += 1;
+        }
+    }
+    println!("minflt_recheck={}", minflt() - before);
+    println!("words_checked={checked}");
+    println!("data_intact=1");
+    drop(map);
+    Ok(())
+}
+
+/// Runs OP; on success returns the mapping's new address for the moves,
+/// which go to `to_va_off` past a fresh 1 GiB boundary.
+fn do_op(
+    op: &str,
+    va: u64,
+    size: u64,
+    at: u64,
+    len: u64,
+    to_va_off: u64,
+) -> Result<io::Result<u64>, String> {
+    // SAFETY (for every call below): the calls act on our own mapping of
+    // `size` bytes at `va`, or on a PROT_NONE reservation we own; nothing in
+    // this process holds references into the parts they remove.
+    let r =
+        match op {
+            "munmap" => check(unsafe { libc::munmap((va + at) as *mut _, len as usize) } as i64),
+            "mprotect" => {
+                check(
+                    unsafe { libc::mprotect((va + at) as *mut _, len as usize, libc::PROT_READ) }
+                        as i64,
+                )
+            }
+            "madvise-nohugepage" => check(unsafe {
+                libc::madvise((va + at) as *mut _, len as usize, libc::MADV_NOHUGEPAGE)
+            } as i64),
+            "madvise-dontneed" => check(unsafe {
+                libc::madvise((va + at) as *mut _, len as usize, libc::MADV_DONTNEED)
+            } as i64),
+            "mremap-dontunmap" => check(unsafe {
+                libc::mremap(
+                    va as *mut _,
+                    size as usize,
+                    size as usize,
+                    libc::MREMAP_MAYMOVE | libc::MREMAP_DONTUNMAP,
+                )
+            } as i64),
+            "mremap-shrink" => {
+                check(unsafe { libc::mremap(va as *mut _, size as usize, at as usize, 0) } as i64)
+            }
+            "mremap-grow" => check(unsafe {
+                libc::mremap(
+                    va as *mut _,
+                    size as usize,
+                    (size + len) as usize,
+                    libc::MREMAP_MAYMOVE,
+                )
+            } as i64),
+            "mremap-move" | "mremap-move-part" => {
+                let (src, n) = if op == "mremap-move" {
+                    (va, size)
+                } else {
+                    (va + at, len)
+                };
+                let dst = reserve_va(n + 2 * SZ_1G)?.div_ceil(SZ_1G) * SZ_1G + to_va_off;
+                check(unsafe {
+                    libc::mremap(
+                        src as *mut _,
+                        n as usize,
+                        n as usize,
+                        libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED,
+                        dst as *mut libc::c_void,
+                    )
+                } as i64)
+            }
+            _ => return Err(format!("unknown --op '{op}'")),
+        };
+    Ok(r)
+}
+
+/// The parts of the slice still mapped after a successful OP.
+fn survivors_after(op: &str, va: u64, size: u64, at: u64, len: u64, new_va: u64) -> Vec<Survivor> {
+    let part = |va, slice_offset, len| Survivor {
+        va,
+        slice_offset,
+        len,
+    };
+    match op {
+        "munmap" => vec![
+            part(va, 0, at),
+            part(va + at + len, at + len, size - at - len),
+        ],
+        "mremap-shrink" => vec![part(va, 0, at)],
+        "mremap-move" => vec![part(new_va, 0, size)],
+        "mremap-move-part" => vec![
+            part(va, 0, at),
+            part(new_va, at, len),
+            part(va + at + len, at + len, size - at - len),
+        ],
+        // mprotect to PROT_READ and madvise keep everything readable where
+        // it was.
+        _ => vec![part(va, 0, size)],
+    }
+}
