@@ -4,6 +4,7 @@
 //! about what makes a valid VM lives here so it is unit-tested and shared.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use crate::arch::x86_64::layout;
 use crate::memory::hugetlb::HugePageSize;
@@ -18,6 +19,9 @@ pub const DEFAULT_CMDLINE: &str = "console=ttyS0 reboot=k panic=-1 i8042.noaux";
 
 /// Default guest memory size: 512 MiB.
 pub const DEFAULT_MEMORY: u64 = 512 << 20;
+
+/// Default time a guest has to shut down after SIGTERM or SIGINT.
+pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// Largest vCPU count: the MP table gives each vCPU an 8-bit APIC ID and the
 /// I/O APIC takes the ID after the last vCPU, so IDs 0..=254 are usable.
@@ -93,6 +97,8 @@ pub struct VmConfig {
     pub name: String,
     /// Print KVM statistics periodically and in full at exit.
     pub stats: bool,
+    /// How long the guest has to shut down after SIGTERM or SIGINT.
+    pub shutdown_grace: Duration,
 }
 
 impl VmConfig {
@@ -110,6 +116,7 @@ impl VmConfig {
             prefault: false,
             name: "vm".to_string(),
             stats: false,
+            shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
         }
     }
 

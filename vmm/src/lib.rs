@@ -10,8 +10,10 @@
 //! - [`arch::x86_64::layout`]: the guest-physical memory map, in one place.
 //! - [`memory`]: what backs guest RAM; [`memory::critmem`] is the memory
 //!   path of a critical VM, [`memory::anonymous`] that of a normal VM.
-//! - [`vm`]: creating the KVM VM and running it to its end.
-//! - [`vcpu`]: per-vCPU register setup and run loop, one thread each.
+//! - [`runner`]: the whole life of a VM, from configuration to its end.
+//! - [`vstate`]: the KVM VM, the vCPUs (register setup, run loop, one
+//!   thread each, stopping them), and how a VM ends ([`vstate::exit`]: the
+//!   exit statuses).
 //! - [`devices`]: the legacy port-I/O devices (16550 serial, i8042).
 //! - [`stats`]: KVM's binary statistics (stage-2 page counts).
 //! - [`faults`]: the page faults of the `vmm` process (`getrusage`).
@@ -25,10 +27,11 @@ pub mod devices;
 pub mod faults;
 pub mod loader;
 pub mod memory;
+pub mod runner;
 pub mod stats;
 pub mod terminal;
-pub mod vcpu;
-pub mod vm;
+pub mod vstate;
 
 pub use config::VmConfig;
-pub use vm::{run, VmExit};
+pub use runner::{run, RunEvent, RunReport};
+pub use vstate::exit::VmExit;

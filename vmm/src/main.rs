@@ -1,15 +1,21 @@
-//! `vmm`: the command line. It only turns arguments into a
-//! [`vmm::VmConfig`]; everything else lives in the library.
+//! `vmm`: the command line. It turns arguments into a [`vmm::VmConfig`],
+//! runs the VM, and prints what the library reports; everything else lives
+//! in the library.
 //!
-//! Exit status: 0 when the guest powers off or reboots, 1 when the VM fails
-//! (with one `vmm: error: ...` line on stderr), 2 for bad arguments.
+//! Exit status: 0 when the guest powers off or reboots, 2 for bad
+//! arguments, and otherwise one `vmm: error: ...` line on stderr and the
+//! status of [`vmm::vstate::exit`] (1 for a `vmm` failure, 3 to 7 for a
+//! guest that faulted or was stopped), after which the faulting vCPU's state
+//! follows on stderr.
 
 use std::path::PathBuf;
-use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::Parser;
 use vmm::config::{self, VmConfig};
 use vmm::memory::hugetlb::HugePageSize;
+use vmm::vstate::exit::{signal_name, VmExit, STATUS_VMM_ERROR};
+use vmm::RunEvent;
 
 /// Boot a Linux guest on KVM, on anonymous memory or, with --critical-mem, on
 /// a contiguous slice of the critmem pool.
@@ -55,6 +61,10 @@ struct Cli {
     /// exit. (The `kvm-stage2:` line is always printed at exit.)
     #[arg(long)]
     stats: bool,
+    /// Seconds the guest has to shut down after SIGTERM or SIGINT, which
+    /// type Ctrl-Alt-Del on its keyboard; then vmm stops it (status 7).
+    #[arg(long, value_name = "SECONDS", default_value_t = config::DEFAULT_SHUTDOWN_GRACE.as_secs())]
+    shutdown_timeout: u64,
 }
 
 fn parse_size(s: &str) -> Result<u64, String> {
@@ -75,6 +85,7 @@ impl Cli {
             prefault: self.prefault,
             name: self.name,
             stats: self.stats,
+            shutdown_grace: Duration::from_secs(self.shutdown_timeout),
         }
     }
 }
@@ -91,11 +102,27 @@ fn one_line(e: &dyn std::error::Error) -> String {
     s
 }
 
-fn main() -> ExitCode {
+/// Prints what the library reports while the VM runs.
+fn show(event: RunEvent) {
+    match event {
+        RunEvent::GuestMemory(backing) => eprintln!("vmm: guest memory: {backing}"),
+        RunEvent::Stage2(counts) => eprintln!("vmm: {counts}"),
+        RunEvent::ShutdownRequested { signal, grace } => eprintln!(
+            "vmm: {}: asking the guest to shut down (Ctrl-Alt-Del); {} s until it is stopped",
+            signal_name(signal),
+            grace.as_secs()
+        ),
+    }
+}
+
+fn main() {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     let config = Cli::parse().into_config();
-    let code = match vmm::run(&config) {
+    let code = match vmm::run(&config, &mut show) {
         Ok(report) => {
+            for (name, value) in &report.kvm_stats {
+                eprintln!("vmm: kvm-stat {name}={value}");
+            }
             match &report.stage2 {
                 Ok(c) => eprintln!("{c}"),
                 Err(e) => eprintln!("kvm-stage2: unavailable ({e})"),
@@ -104,21 +131,39 @@ fn main() -> ExitCode {
                 Ok(f) => eprintln!("{f}"),
                 Err(e) => eprintln!("vmm-faults: unavailable ({e})"),
             }
+            if report.console_dropped > 0 {
+                eprintln!(
+                    "vmm: console: {} bytes of guest output dropped (stdout did not keep up)",
+                    report.console_dropped
+                );
+            }
             vmm::terminal::restore();
-            if report.exit.exit_code() == 0 {
+            let code = report.exit.exit_code();
+            if code == 0 {
                 log::info!("{}: {}", config.name, report.exit);
             } else {
                 eprintln!("vmm: error: {}", report.exit);
             }
-            report.exit.exit_code()
+            if let VmExit::Fault(fault) = &report.exit {
+                match &fault.state {
+                    Ok(state) => {
+                        for line in &state.lines {
+                            eprintln!("vmm: {line}");
+                        }
+                    }
+                    Err(e) => eprintln!("vmm: vcpu{}: state unavailable: {e}", fault.vcpu),
+                }
+            }
+            code
         }
         Err(e) => {
             vmm::terminal::restore();
             eprintln!("vmm: error: {}", one_line(&e));
-            1
+            STATUS_VMM_ERROR
         }
     };
-    // vCPU threads may still be inside KVM_RUN: exit the whole process.
+    // Every vCPU thread has been joined; the stdin and signal threads may
+    // still be blocked in a read or sigwait, so end the process here.
     std::process::exit(code)
 }
 

@@ -3,13 +3,16 @@
 //!
 //! When stdin is a terminal, canonical mode and echo are switched off so
 //! each typed byte goes to the guest's serial port at once (signals stay on:
-//! Ctrl-C ends the VMM). The original settings are saved in a process-wide
+//! Ctrl-C sends SIGINT, which asks the guest to shut down; see
+//! [`crate::runner`]). The original settings are saved in a process-wide
 //! slot and restored:
 //! - when the [`RawMode`] guard drops (normal return),
 //! - by [`restore`], called before `process::exit`,
 //! - from a panic hook (the release build aborts on panic),
-//! - from handlers of SIGINT, SIGTERM, SIGHUP and SIGQUIT, which then
-//!   re-raise the signal with its default action.
+//! - from handlers of SIGHUP and SIGQUIT, which then re-raise the signal
+//!   with its default action. (SIGINT and SIGTERM are blocked and taken by
+//!   the runner's signal thread, so they end the VM through a normal
+//!   return.)
 //!
 //! When stdin is not a terminal (a pipe, a file, `/dev/null`), nothing is
 //! changed. SIGKILL cannot be caught; a shell's `reset` fixes the terminal.
@@ -116,7 +119,7 @@ fn install_hooks() {
         restore();
         previous(info);
     }));
-    for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT] {
+    for sig in [libc::SIGHUP, libc::SIGQUIT] {
         // SAFETY: `on_fatal_signal` is an `extern "C"` handler that only
         // calls async-signal-safe functions.
         unsafe {

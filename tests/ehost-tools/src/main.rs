@@ -5,6 +5,7 @@
 mod args;
 mod critmem_dev;
 mod cut;
+mod fault_kernel;
 mod kvm_selftest;
 mod memwrite;
 mod pattern;
@@ -23,12 +24,13 @@ fn main() -> ExitCode {
         }
         Some(cmd @ ("physread" | "physcheck" | "physfill")) => phys::run(cmd, &args[1..]),
         Some("cut") => cut::run(&args[1..]),
+        Some("fault-kernel") => fault_kernel::run(&args[1..]),
         Some("physscan") => physscan::run(&args[1..]),
         Some("memwrite") => memwrite::memwrite(&args[1..]),
         Some("hog") => memwrite::hog(&args[1..]),
         Some("tsc-khz") => tsc::run(),
         _ => Err(
-            "usage: cmtool kvm-selftest | info | alloc | mmap | touch | ioctl | cut | physread | \
+            "usage: cmtool kvm-selftest | info | alloc | mmap | touch | ioctl | cut | fault-kernel | physread | \
              physcheck | physfill | physscan | memwrite | hog | tsc-khz (see the module docs)"
                 .to_string(),
         ),

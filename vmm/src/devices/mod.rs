@@ -4,7 +4,7 @@
 //! | ports         | device                                  |
 //! |---------------|-----------------------------------------|
 //! | 0x3f8-0x3ff   | COM1, a 16550A UART ([`serial`]), IRQ 4  |
-//! | 0x60, 0x64    | i8042 ([`i8042`]): reset line only       |
+//! | 0x60, 0x64    | i8042 ([`i8042`]): keyboard, reset line, IRQ 1 |
 //! | 0x70-0x71     | CMOS: reads 0                            |
 //! | anything else | reads all-ones, writes ignored           |
 //!
@@ -31,12 +31,14 @@ pub struct PioBus {
 }
 
 impl PioBus {
-    /// A bus with the given serial port.
-    pub fn new(serial: Arc<Mutex<serial::SerialDevice>>) -> Self {
-        PioBus {
-            serial,
-            i8042: i8042::I8042::default(),
-        }
+    /// A bus with the given serial port and i8042.
+    pub fn new(serial: Arc<Mutex<serial::SerialDevice>>, i8042: i8042::I8042) -> Self {
+        PioBus { serial, i8042 }
+    }
+
+    /// The i8042, to type Ctrl-Alt-Del.
+    pub fn i8042(&self) -> &i8042::I8042 {
+        &self.i8042
     }
 
     /// A port read of `data.len()` bytes at `port`.

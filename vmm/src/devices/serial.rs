@@ -1,10 +1,18 @@
 //! COM1: vm-superio's 16550A UART, its interrupt delivered to GSI 4 through
 //! an irqfd, its output on stdout, its input from stdin.
+//!
+//! Output goes through a bounded buffer to a writer thread
+//! ([`ConsoleWriter`]), never straight to stdout from the vCPU that wrote
+//! the UART register: a stalled stdout (a full pipe, a stopped terminal)
+//! must not stall the vCPU, which holds the serial lock that every other
+//! vCPU's console output needs too. When the buffer is full, output is
+//! dropped and counted.
 
+use std::collections::VecDeque;
 use std::io::{self, Read, Write};
-use std::sync::{Arc, Mutex};
-use std::thread;
-use std::time::Duration;
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
 
 use vm_superio::serial::NoEvents;
 use vm_superio::{Serial, Trigger};
@@ -29,29 +37,125 @@ impl Trigger for EventFdTrigger {
     }
 }
 
-/// Unbuffered console output on the process's stdout.
+/// Console bytes that may wait for the writer thread before more are
+/// dropped.
+pub const CONSOLE_BUFFER: usize = 1 << 20;
+
 #[derive(Debug, Default)]
-pub struct ConsoleOut;
+struct QueueState {
+    bytes: VecDeque<u8>,
+    closed: bool,
+    dropped: u64,
+}
+
+/// The buffer between the UART and the writer thread.
+#[derive(Debug, Default)]
+struct ConsoleQueue {
+    state: Mutex<QueueState>,
+    ready: Condvar,
+}
+
+/// The UART's output side: appends to the console buffer, never blocks on
+/// stdout.
+#[derive(Debug, Clone)]
+pub struct ConsoleOut {
+    queue: Arc<ConsoleQueue>,
+    capacity: usize,
+}
 
 impl Write for ConsoleOut {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let mut out = io::stdout().lock();
-        out.write_all(buf)?;
-        out.flush()?;
+        let mut s = self.queue.state.lock().expect("console lock poisoned");
+        let room = self.capacity.saturating_sub(s.bytes.len());
+        let taken = buf.len().min(room);
+        s.bytes.extend(&buf[..taken]);
+        s.dropped += (buf.len() - taken) as u64;
+        self.queue.ready.notify_one();
+        // Dropped bytes count as written: the UART must not retry them.
         Ok(buf.len())
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        io::stdout().flush()
+        Ok(())
+    }
+}
+
+/// The thread that copies the console buffer to an output (stdout).
+#[derive(Debug)]
+pub struct ConsoleWriter {
+    queue: Arc<ConsoleQueue>,
+    thread: JoinHandle<()>,
+}
+
+impl ConsoleWriter {
+    /// Starts the writer thread on stdout; returns it and the UART side.
+    pub fn spawn_stdout() -> io::Result<(ConsoleWriter, ConsoleOut)> {
+        Self::spawn(io::stdout(), CONSOLE_BUFFER)
+    }
+
+    /// Starts the writer thread on `out`, buffering up to `capacity` bytes.
+    pub fn spawn<W: Write + Send + 'static>(
+        mut out: W,
+        capacity: usize,
+    ) -> io::Result<(ConsoleWriter, ConsoleOut)> {
+        let queue = Arc::new(ConsoleQueue::default());
+        let q = Arc::clone(&queue);
+        let thread = thread::Builder::new()
+            .name("console".into())
+            .spawn(move || loop {
+                let chunk: Vec<u8> = {
+                    let mut s = q.state.lock().expect("console lock poisoned");
+                    while s.bytes.is_empty() && !s.closed {
+                        s = q.ready.wait(s).expect("console lock poisoned");
+                    }
+                    if s.bytes.is_empty() {
+                        return;
+                    }
+                    s.bytes.drain(..).collect()
+                };
+                if out.write_all(&chunk).and_then(|()| out.flush()).is_err() {
+                    // stdout is gone: nothing more can be shown.
+                    return;
+                }
+            })?;
+        Ok((
+            ConsoleWriter {
+                queue: Arc::clone(&queue),
+                thread,
+            },
+            ConsoleOut { queue, capacity },
+        ))
+    }
+
+    /// Lets the thread write what is buffered, waiting at most `timeout`
+    /// for it (a stalled stdout must not keep `vmm` from exiting). Returns
+    /// the number of bytes dropped because the buffer was full, and whether
+    /// everything buffered was written.
+    pub fn finish(self, timeout: Duration) -> (u64, bool) {
+        let dropped = {
+            let mut s = self.queue.state.lock().expect("console lock poisoned");
+            s.closed = true;
+            self.queue.ready.notify_one();
+            s.dropped
+        };
+        let deadline = Instant::now() + timeout;
+        while !self.thread.is_finished() && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(5));
+        }
+        let done = self.thread.is_finished();
+        if done {
+            let _ = self.thread.join();
+        }
+        (dropped, done)
     }
 }
 
 /// The serial device type.
 pub type SerialDevice = Serial<EventFdTrigger, NoEvents, ConsoleOut>;
 
-/// A COM1 whose interrupts go to `irq_evt`.
-pub fn new_serial(irq_evt: EventFd) -> SerialDevice {
-    Serial::new(EventFdTrigger(irq_evt), ConsoleOut)
+/// A COM1 whose interrupts go to `irq_evt` and whose output goes to `out`.
+pub fn new_serial(irq_evt: EventFd, out: ConsoleOut) -> SerialDevice {
+    Serial::new(EventFdTrigger(irq_evt), out)
 }
 
 /// Starts the thread that feeds stdin into the serial port's receive FIFO.
@@ -100,10 +204,58 @@ mod tests {
     use super::*;
     use vmm_sys_util::eventfd::EFD_NONBLOCK;
 
+    /// An output that records what it got, and can be made to block.
+    #[derive(Clone, Default)]
+    struct Recorder {
+        got: Arc<Mutex<Vec<u8>>>,
+        gate: Arc<Mutex<()>>,
+    }
+
+    impl Write for Recorder {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            let _open = self.gate.lock().unwrap();
+            self.got.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn output_reaches_the_writer_in_order() {
+        let rec = Recorder::default();
+        let (writer, out) = ConsoleWriter::spawn(rec.clone(), 64).unwrap();
+        let evt = EventFd::new(EFD_NONBLOCK).unwrap();
+        let mut s = new_serial(evt, out);
+        for b in b"hello\n" {
+            s.write(0, *b).unwrap();
+        }
+        assert_eq!(writer.finish(Duration::from_secs(5)), (0, true));
+        assert_eq!(&rec.got.lock().unwrap()[..], b"hello\n");
+    }
+
+    #[test]
+    fn a_stalled_output_never_blocks_the_uart() {
+        let rec = Recorder::default();
+        let stall = rec.gate.lock().unwrap();
+        let (writer, mut out) = ConsoleWriter::spawn(rec.clone(), 16).unwrap();
+        // The writer takes what is buffered and blocks inside `write`; the
+        // UART side keeps returning at once and drops what does not fit.
+        for _ in 0..100 {
+            out.write_all(b"0123456789").unwrap();
+        }
+        let (dropped, done) = writer.finish(Duration::from_millis(50));
+        assert!(!done, "the writer is still stuck in the stalled output");
+        assert!(dropped >= 1000 - 2 * 16, "dropped {dropped} of 1000 bytes");
+        drop(stall);
+    }
+
     #[test]
     fn received_bytes_raise_the_interrupt() {
         let evt = EventFd::new(EFD_NONBLOCK).unwrap();
-        let mut s = new_serial(evt.try_clone().unwrap());
+        let (_writer, out) = ConsoleWriter::spawn(io::sink(), 64).unwrap();
+        let mut s = new_serial(evt.try_clone().unwrap(), out);
         // Enable the "received data available" interrupt (IER bit 0).
         s.write(1, 0x01).unwrap();
         assert_eq!(s.enqueue_raw_bytes(b"hi").unwrap(), 2);

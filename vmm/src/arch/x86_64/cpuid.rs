@@ -7,14 +7,17 @@
 //!   hypervisor bit;
 //! - leaf 0x4 (Intel cache topology): cores per package, sharing of caches;
 //! - leaves 0xB and 0x1F (extended topology): an SMT level of 1 thread and
-//!   a core level of `cpus` cores, x2APIC ID in EDX;
+//!   a core level of `cpus` cores, x2APIC ID in EDX. KVM returns only
+//!   subleaf 0 of these (and zeroed), which says "no topology"; the core
+//!   level (subleaf 1) and the terminating invalid level (subleaf 2) are
+//!   added, as Firecracker does;
 //! - leaf 0x8000_0008 (AMD): core count and APIC ID size;
 //! - leaf 0x8000_001E (AMD): extended APIC ID and core ID.
 //!
 //! Everything else is KVM's supported value, which already hides features
 //! KVM cannot virtualize and includes the KVM paravirtual leaves.
 
-use kvm_bindings::kvm_cpuid_entry2;
+use kvm_bindings::{kvm_cpuid_entry2, KVM_CPUID_FLAG_SIGNIFCANT_INDEX};
 
 /// Leaf 1 ECX: running under a hypervisor.
 pub const LEAF1_ECX_HYPERVISOR: u32 = 1 << 31;
@@ -34,9 +37,38 @@ pub fn id_bits(count: u32) -> u32 {
     }
 }
 
+/// The extended-topology leaves, which have one subleaf per level.
+const TOPOLOGY_LEAVES: [u32; 2] = [0xb, 0x1f];
+/// Subleaves 0 (SMT), 1 (core) and 2 (invalid: the end of the list).
+const TOPOLOGY_SUBLEAVES: u32 = 3;
+
+/// Adds the subleaves of the extended-topology leaves that KVM left out, for
+/// each such leaf it reported.
+fn add_topology_subleaves(entries: &mut Vec<kvm_cpuid_entry2>) {
+    for leaf in TOPOLOGY_LEAVES {
+        if !entries.iter().any(|e| e.function == leaf) {
+            continue;
+        }
+        for index in 0..TOPOLOGY_SUBLEAVES {
+            if !entries
+                .iter()
+                .any(|e| e.function == leaf && e.index == index)
+            {
+                entries.push(kvm_cpuid_entry2 {
+                    function: leaf,
+                    index,
+                    flags: KVM_CPUID_FLAG_SIGNIFCANT_INDEX,
+                    ..Default::default()
+                });
+            }
+        }
+    }
+}
+
 /// Applies the per-vCPU filtering to `entries` (KVM's supported CPUID) for
 /// vCPU `cpu` (its APIC ID) of `cpus`.
-pub fn filter_cpuid(entries: &mut [kvm_cpuid_entry2], cpu: u32, cpus: u32) {
+pub fn filter_cpuid(entries: &mut Vec<kvm_cpuid_entry2>, cpu: u32, cpus: u32) {
+    add_topology_subleaves(entries);
     let apic_id = cpu;
     let core_bits = id_bits(cpus);
     for e in entries.iter_mut() {
@@ -106,12 +138,13 @@ mod tests {
     fn sample() -> Vec<kvm_cpuid_entry2> {
         let mut l4 = entry(0x4, 3);
         l4.eax = (3 << 5) | 0x3; // L3 unified cache
+                                 // What KVM returns for leaf 0xB: subleaf 0 only.
+        let mut topology = entry(0xb, 0);
+        topology.flags = KVM_CPUID_FLAG_SIGNIFCANT_INDEX;
         vec![
             entry(0x1, 0),
             l4,
-            entry(0xb, 0),
-            entry(0xb, 1),
-            entry(0xb, 2),
+            topology,
             entry(0x8000_0008, 0),
             entry(0x8000_001e, 0),
             entry(0x4000_0000, 0),
@@ -167,6 +200,17 @@ mod tests {
         );
         let end = find(&e, 0xb, 2);
         assert_eq!((end.eax, end.ebx, end.ecx >> 8, end.edx), (0, 0, 0, 3));
+        assert!(
+            e.iter()
+                .filter(|x| x.function == 0xb)
+                .all(|x| x.flags & KVM_CPUID_FLAG_SIGNIFCANT_INDEX != 0),
+            "KVM must match leaf 0xB by subleaf"
+        );
+        assert_eq!(e.iter().filter(|x| x.function == 0xb).count(), 3);
+        assert!(
+            !e.iter().any(|x| x.function == 0x1f),
+            "no 0x1F leaf is made up where KVM reported none"
+        );
     }
 
     #[test]

@@ -1,0 +1,61 @@
+# ehost-cmdline: reserve_mem=512M:2M:critmem
+# ehost-memory: 2G
+# ehost-timeout: 150
+#
+# A supervisor's stop: SIGTERM, a wait, SIGKILL (what systemd does). On
+# SIGTERM vmm types Ctrl-Alt-Del on the guest's i8042 keyboard and gives the
+# guest --shutdown-timeout seconds:
+# 1. a guest that reboots on Ctrl-Alt-Del (the kernel's default) ends the
+#    VM cleanly: status 0, stats line printed, slice returned;
+# 2. a guest without a keyboard driver (i8042.nokbd) is stopped when the
+#    grace period ends: status 7;
+# 3. a second SIGTERM during the grace period stops it at once: status 7.
+# No case needs the SIGKILL that follows.
+. /lib/critmem/testlib.sh
+
+critmem_load
+
+# start_guest NAME EXTRA-CMDLINE GRACE: a critical VM whose guest stays up.
+start_guest() {
+    vmm --critical-mem --kernel "$GUEST_KERNEL" --initramfs "$GUEST_INITRAMFS" --memory 256M \
+        --shutdown-timeout "$3" \
+        --cmdline "console=ttyS0 reboot=k panic=-1 i8042.noaux guest.sleep=600 $2" \
+        >/tmp/$1.out 2>&1 </dev/null &
+    pid=$!
+    wait_for /tmp/$1.out 'CRITMEM-GUEST-UP' 60 || { cat /tmp/$1.out; fail "$1: guest did not come up"; }
+    # Let the guest finish probing its keyboard.
+    sleep 2
+}
+
+# supervise NAME: SIGTERM now; SIGKILL 30 s later unless vmm is gone.
+supervise() {
+    kill -TERM $pid
+    ( sleep 30; kill -KILL $pid 2>/dev/null ) &
+    killer=$!
+    wait $pid
+    rc=$?
+    kill $killer 2>/dev/null
+    tail -n 8 /tmp/$1.out
+}
+
+start_guest cad "" 20
+supervise cad
+assert_eq "$rc" 0 "guest that reboots on Ctrl-Alt-Del: vmm exit status"
+assert_match "$(cat /tmp/cad.out)" '^vmm: SIGTERM: asking the guest to shut down \(Ctrl-Alt-Del\); 20 s until it is stopped$' "the request is logged"
+assert_match "$(cat /tmp/cad.out)" '^kvm-stage2: ' "stats line"
+assert_eq "$(critmem_key slices)" 0 "slice returned"
+
+start_guest deaf "i8042.nokbd" 3
+supervise deaf
+assert_eq "$rc" 7 "guest without a keyboard: vmm exit status after the grace period"
+assert_match "$(cat /tmp/deaf.out)" '^vmm: error: stopped by SIGTERM: the guest did not shut down within the grace period$' "the reason is named"
+assert_match "$(cat /tmp/deaf.out)" '^kvm-stage2: ' "stats line"
+assert_eq "$(critmem_key slices)" 0 "slice returned"
+
+start_guest twice "i8042.nokbd" 60
+kill -TERM $pid
+sleep 1
+supervise twice
+assert_eq "$rc" 7 "second SIGTERM: vmm exit status"
+assert_match "$(cat /tmp/twice.out)" '^vmm: error: stopped by a second SIGTERM before the guest shut down$' "the reason is named"
+assert_eq "$(critmem_key slices)" 0 "slice returned"

@@ -1,0 +1,8 @@
+//! KVM state: the VM ([`vm`]), its vCPUs ([`vcpu`]), and how a VM ends
+//! ([`exit`]), with the vCPU state dumped when it ends badly
+//! ([`vcpu_state`]).
+
+pub mod exit;
+pub mod vcpu;
+pub mod vcpu_state;
+pub mod vm;
