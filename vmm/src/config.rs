@@ -59,9 +59,6 @@ pub enum ConfigError {
     /// `--cpus 0`.
     #[error("--cpus must be at least 1")]
     ZeroCpus,
-    /// `--hugepages` or `--prefault` together with `--critical-mem`.
-    #[error("{0} cannot be combined with --critical-mem: a critical VM's memory is a critmem slice, already huge-mapped")]
-    NotWithCriticalMem(&'static str),
     /// More vCPUs than the MP table (or KVM) supports.
     #[error("--cpus {requested} exceeds the maximum of {max}")]
     TooManyCpus {
@@ -70,6 +67,39 @@ pub enum ConfigError {
         /// The maximum allowed.
         max: u32,
     },
+}
+
+/// What backs guest RAM. One choice, so that no invalid combination (such as
+/// a prefaulted critmem slice) can be expressed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MemorySpec {
+    /// A normal VM on 4 KiB anonymous pages; `prefault` populates them all
+    /// before the guest starts (`MADV_POPULATE_WRITE`) instead of on first
+    /// touch.
+    Anonymous {
+        /// Populate at start.
+        prefault: bool,
+    },
+    /// A normal VM on hugetlbfs pages of `page` size.
+    Hugetlb {
+        /// The huge page size.
+        page: HugePageSize,
+        /// Populate at start.
+        prefault: bool,
+    },
+    /// A critical VM on a critmem slice allocated from `device`. A slice is
+    /// mapped with huge pages by the module and zeroed before it is handed
+    /// out, so there is nothing to prefault.
+    Critmem {
+        /// The critmem device.
+        device: PathBuf,
+    },
+}
+
+impl Default for MemorySpec {
+    fn default() -> Self {
+        MemorySpec::Anonymous { prefault: false }
+    }
 }
 
 /// A validated VM configuration.
@@ -85,14 +115,8 @@ pub struct VmConfig {
     pub memory: u64,
     /// Number of vCPUs.
     pub cpus: u32,
-    /// Back guest RAM with a critmem slice instead of anonymous memory.
-    pub critical_mem: bool,
-    /// The critmem device to allocate from.
-    pub critmem_device: PathBuf,
-    /// Back guest RAM with hugetlb pages of this size (a normal VM).
-    pub hugepages: Option<HugePageSize>,
-    /// Populate all guest RAM at start (`MADV_POPULATE_WRITE`).
-    pub prefault: bool,
+    /// What backs guest RAM.
+    pub memory_spec: MemorySpec,
     /// VM name, used in log lines.
     pub name: String,
     /// Print KVM statistics periodically and in full at exit.
@@ -110,10 +134,7 @@ impl VmConfig {
             cmdline: DEFAULT_CMDLINE.to_string(),
             memory: DEFAULT_MEMORY,
             cpus: 1,
-            critical_mem: false,
-            critmem_device: PathBuf::from(critmem_abi::DEVICE_PATH),
-            hugepages: None,
-            prefault: false,
+            memory_spec: MemorySpec::default(),
             name: "vm".to_string(),
             stats: false,
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
@@ -134,12 +155,6 @@ impl VmConfig {
         }
         if self.memory > layout::MAX_MEMORY {
             return Err(ConfigError::MemoryTooLarge(mem));
-        }
-        if self.critical_mem && self.hugepages.is_some() {
-            return Err(ConfigError::NotWithCriticalMem("--hugepages"));
-        }
-        if self.critical_mem && self.prefault {
-            return Err(ConfigError::NotWithCriticalMem("--prefault"));
         }
         if self.cpus == 0 {
             return Err(ConfigError::ZeroCpus);
@@ -283,21 +298,15 @@ mod tests {
         assert!(matches!(c.validate(), Err(ConfigError::TooManyCpus { .. })));
         c.cpus = 32;
         assert_eq!(c.validate(), Ok(()));
-        c.hugepages = Some(HugePageSize::Size1G);
-        c.prefault = true;
+        c.memory_spec = MemorySpec::Hugetlb {
+            page: HugePageSize::Size1G,
+            prefault: true,
+        };
         assert_eq!(c.validate(), Ok(()));
-        c.critical_mem = true;
-        assert_eq!(
-            c.validate(),
-            Err(ConfigError::NotWithCriticalMem("--hugepages"))
-        );
-        c.hugepages = None;
-        assert_eq!(
-            c.validate(),
-            Err(ConfigError::NotWithCriticalMem("--prefault"))
-        );
-        c.prefault = false;
-        c.critical_mem = false;
+        c.memory_spec = MemorySpec::Critmem {
+            device: PathBuf::from("/dev/critmem"),
+        };
+        assert_eq!(c.validate(), Ok(()));
         assert_eq!(c.validate_host_memory(1 << 30), Ok(()));
         c.memory = 2 << 30;
         assert_eq!(

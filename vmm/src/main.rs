@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
-use vmm::config::{self, VmConfig};
+use vmm::config::{self, MemorySpec, VmConfig};
 use vmm::memory::hugetlb::HugePageSize;
 use vmm::vstate::exit::{signal_name, VmExit, STATUS_VMM_ERROR};
 use vmm::RunEvent;
@@ -41,8 +41,8 @@ struct Cli {
     /// anonymous memory.
     #[arg(long)]
     critical_mem: bool,
-    /// The critmem device to allocate from.
-    #[arg(long, value_name = "PATH", default_value = critmem_abi::DEVICE_PATH)]
+    /// The critmem device to allocate from (with --critical-mem).
+    #[arg(long, value_name = "PATH", default_value = critmem_abi::DEVICE_PATH, requires = "critical_mem")]
     critmem_device: PathBuf,
     /// Back guest RAM with hugetlbfs pages of this size (2M or 1G) instead of
     /// 4 KiB anonymous pages: a normal VM with huge pages. The pool must
@@ -79,10 +79,18 @@ impl Cli {
             cmdline: self.cmdline,
             memory: self.memory,
             cpus: self.cpus,
-            critical_mem: self.critical_mem,
-            critmem_device: self.critmem_device,
-            hugepages: self.hugepages,
-            prefault: self.prefault,
+            memory_spec: match (self.critical_mem, self.hugepages) {
+                (true, _) => MemorySpec::Critmem {
+                    device: self.critmem_device,
+                },
+                (false, Some(page)) => MemorySpec::Hugetlb {
+                    page,
+                    prefault: self.prefault,
+                },
+                (false, None) => MemorySpec::Anonymous {
+                    prefault: self.prefault,
+                },
+            },
             name: self.name,
             stats: self.stats,
             shutdown_grace: Duration::from_secs(self.shutdown_timeout),
@@ -208,8 +216,13 @@ mod tests {
         assert_eq!(c.cmdline, "console=ttyS0 quiet");
         assert_eq!(c.memory, 2 << 30);
         assert_eq!(c.cpus, 4);
-        assert!(c.critical_mem && c.stats);
-        assert_eq!(c.critmem_device, PathBuf::from("/dev/cm1"));
+        assert!(c.stats);
+        assert_eq!(
+            c.memory_spec,
+            MemorySpec::Critmem {
+                device: PathBuf::from("/dev/cm1")
+            }
+        );
         assert_eq!(c.name, "db");
     }
 
@@ -228,13 +241,34 @@ mod tests {
     #[test]
     fn hugepages_and_prefault() {
         let c = parse(&["--kernel", "/k", "--hugepages", "2M"]).unwrap();
-        assert_eq!(c.hugepages, Some(HugePageSize::Size2M));
-        assert!(!c.prefault);
+        assert_eq!(
+            c.memory_spec,
+            MemorySpec::Hugetlb {
+                page: HugePageSize::Size2M,
+                prefault: false
+            }
+        );
         let c = parse(&["--kernel", "/k", "--hugepages", "1G", "--prefault"]).unwrap();
-        assert_eq!(c.hugepages, Some(HugePageSize::Size1G));
-        assert!(c.prefault);
+        assert_eq!(
+            c.memory_spec,
+            MemorySpec::Hugetlb {
+                page: HugePageSize::Size1G,
+                prefault: true
+            }
+        );
         let c = parse(&["--kernel", "/k", "--prefault"]).unwrap();
-        assert_eq!((c.hugepages, c.prefault), (None, true));
+        assert_eq!(c.memory_spec, MemorySpec::Anonymous { prefault: true });
+        let c = parse(&["--kernel", "/k", "--critical-mem"]).unwrap();
+        assert_eq!(
+            c.memory_spec,
+            MemorySpec::Critmem {
+                device: PathBuf::from(critmem_abi::DEVICE_PATH)
+            }
+        );
+        assert!(
+            parse(&["--kernel", "/k", "--critmem-device", "/dev/x"]).is_err(),
+            "--critmem-device alone would be ignored"
+        );
         assert!(parse(&["--kernel", "/k", "--hugepages", "4K"]).is_err());
         assert!(parse(&["--kernel", "/k", "--hugepages"]).is_err());
         assert!(parse(&["--kernel", "/k", "--hugepages", "2M", "--critical-mem"]).is_err());

@@ -22,7 +22,7 @@ use kvm_ioctls::VmFd;
 use vm_memory::{GuestAddress, GuestMemoryMmap, GuestRegionMmap, MmapRegion};
 
 use crate::arch::x86_64::layout::{self, RamRange};
-use crate::config::VmConfig;
+use crate::config::{MemorySpec, VmConfig};
 
 /// Errors setting up guest memory.
 #[derive(Debug, thiserror::Error)]
@@ -171,28 +171,32 @@ pub struct GuestRam {
 }
 
 impl GuestRam {
-    /// Allocates and maps guest RAM as `config` asks: anonymous, hugetlb
-    /// pages with `--hugepages`, or a critmem slice with `--critical-mem`;
-    /// then populates it with `--prefault`.
+    /// Allocates and maps guest RAM as `config.memory_spec` asks:
+    /// anonymous or hugetlb pages, populated at once when asked, or a
+    /// critmem slice.
     pub fn new(config: &VmConfig) -> Result<Self, MemoryError> {
-        let (mapping, backing, device) = if config.critical_mem {
-            let slice = critmem::CritmemSlice::allocate(&config.critmem_device, config.memory)?;
-            let backing = slice.backing();
-            let (device, mapping) = slice.into_parts();
-            (mapping, backing, Some(device))
-        } else if let Some(page) = config.hugepages {
-            (
-                hugetlb::map(config.memory, page)?,
+        let size = config.memory;
+        let (mapping, backing, device, prefault) = match &config.memory_spec {
+            MemorySpec::Critmem { device } => {
+                let slice = critmem::CritmemSlice::allocate(device, size)?;
+                let backing = slice.backing();
+                let (device, mapping) = slice.into_parts();
+                (mapping, backing, Some(device), false)
+            }
+            &MemorySpec::Hugetlb { page, prefault } => (
+                hugetlb::map(size, page)?,
                 Backing::Hugetlb(page),
                 None,
-            )
-        } else {
-            (anonymous::map(config.memory)?, Backing::Anonymous, None)
+                prefault,
+            ),
+            &MemorySpec::Anonymous { prefault } => {
+                (anonymous::map(size)?, Backing::Anonymous, None, prefault)
+            }
         };
-        if config.prefault {
-            prefault::populate_write(&mapping, config.memory)?;
+        if prefault {
+            prefault::populate_write(&mapping, size)?;
         }
-        Self::from_mapping(mapping, config.memory, backing, device)
+        Self::from_mapping(mapping, size, backing, device)
     }
 
     fn from_mapping(
