@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The one test command (`make test`): from a fresh clone it installs the
 # toolchain, builds the kernel, critmem.ko and the binaries (reusing caches),
-# runs `cargo test`, the README check (tests/readme/check.sh, which also runs
+# runs `cargo test`, clippy with warnings as errors (the workspace lints deny
+# unsafe blocks without a SAFETY comment), the README check (tests/readme/check.sh, which also runs
 # the README's host-side commands, `make demo` among them) and every
 # emulated-host scenario, and ends with the runners' closing counts.
 #
@@ -22,6 +23,12 @@ read -r cargo_passed cargo_failed < <(awk '/^test result:/ {
 rm -f "$cargo_log"
 # A compile error yields no result lines; count it as a failure.
 [ "$cargo_rc" != 0 ] && [ "$cargo_failed" = 0 ] && cargo_failed=1
+
+log "cargo clippy --workspace --all-targets -- -D warnings"
+lint_passed=1 lint_failed=0
+if ! cargo clippy --locked --workspace --all-targets --manifest-path "$CRITMEM_ROOT/Cargo.toml" -- -D warnings; then
+    lint_passed=0 lint_failed=1
+fi
 
 log "README check: every README command has a runner; --help agrees; host-side commands"
 readme_log=$(mktemp)
@@ -60,7 +67,8 @@ fi
 echo
 echo "==== critmem test summary ($((SECONDS - start))s) ===="
 echo "cargo-tests: $cargo_passed passed, $cargo_failed failed"
+echo "clippy: $lint_passed passed, $lint_failed failed"
 echo "readme: $readme_passed passed, $readme_failed failed"
 echo "scenarios: $scen_passed passed, $scen_failed failed, ${scen_skipped:-0} skipped"
-echo "total: $((cargo_passed + readme_passed + scen_passed)) passed, $((cargo_failed + readme_failed + scen_failed)) failed, ${scen_skipped:-0} skipped"
-[ "$cargo_failed" = 0 ] && [ "$readme_failed" = 0 ] && [ "$scen_failed" = 0 ]
+echo "total: $((cargo_passed + lint_passed + readme_passed + scen_passed)) passed, $((cargo_failed + lint_failed + readme_failed + scen_failed)) failed, ${scen_skipped:-0} skipped"
+[ "$cargo_failed" = 0 ] && [ "$lint_failed" = 0 ] && [ "$readme_failed" = 0 ] && [ "$scen_failed" = 0 ]

@@ -174,6 +174,67 @@ pub fn run(argv: &[String]) -> Result<(), String> {
     Ok(())
 }
 
+/// One memory-management call on the mapping.
+enum Call {
+    Munmap {
+        addr: u64,
+        len: u64,
+    },
+    Mprotect {
+        addr: u64,
+        len: u64,
+        prot: libc::c_int,
+    },
+    Madvise {
+        addr: u64,
+        len: u64,
+        advice: libc::c_int,
+    },
+    Mremap {
+        old: u64,
+        old_len: u64,
+        new_len: u64,
+        flags: libc::c_int,
+        new_addr: u64,
+    },
+}
+
+impl Call {
+    /// Makes the call; the result is the new address for mremap, 0 otherwise.
+    fn make(&self) -> io::Result<u64> {
+        // SAFETY: Every call acts on our own mapping of the slice, or moves
+        // it over a PROT_NONE reservation of our own (`reserve_va`); nothing
+        // in this process holds a reference into the parts they remove or
+        // protect, and the read-back afterwards only touches what is still
+        // mapped readable.
+        let r = unsafe {
+            match *self {
+                Call::Munmap { addr, len } => libc::munmap(addr as *mut _, len as usize) as isize,
+                Call::Mprotect { addr, len, prot } => {
+                    libc::mprotect(addr as *mut _, len as usize, prot) as isize
+                }
+                Call::Madvise { addr, len, advice } => {
+                    libc::madvise(addr as *mut _, len as usize, advice) as isize
+                }
+                Call::Mremap {
+                    old,
+                    old_len,
+                    new_len,
+                    flags,
+                    new_addr,
+                } => libc::mremap(
+                    old as *mut _,
+                    old_len as usize,
+                    new_len as usize,
+                    flags,
+                    new_addr as *mut libc::c_void,
+                ) as isize,
+            }
+        };
+        check(r as i64)
+    }
+}
+
 /// Runs OP; on success returns the mapping's new address for the moves,
 /// which go to `to_va_off` past a fresh 1 GiB boundary.
 fn do_op(
@@ -184,63 +245,63 @@ fn do_op(
     len: u64,
     to_va_off: u64,
 ) -> Result<io::Result<u64>, String> {
-    // SAFETY (for every call below): the calls act on our own mapping of
-    // `size` bytes at `va`, or on a PROT_NONE reservation we own; nothing in
-    // this process holds references into the parts they remove.
-    let r =
-        match op {
-            "munmap" => check(unsafe { libc::munmap((va + at) as *mut _, len as usize) } as i64),
-            "mprotect" => {
-                check(
-                    unsafe { libc::mprotect((va + at) as *mut _, len as usize, libc::PROT_READ) }
-                        as i64,
-                )
+    let part = va + at;
+    let call = match op {
+        "munmap" => Call::Munmap { addr: part, len },
+        "mprotect" => Call::Mprotect {
+            addr: part,
+            len,
+            prot: libc::PROT_READ,
+        },
+        "madvise-nohugepage" => Call::Madvise {
+            addr: part,
+            len,
+            advice: libc::MADV_NOHUGEPAGE,
+        },
+        "madvise-dontneed" => Call::Madvise {
+            addr: part,
+            len,
+            advice: libc::MADV_DONTNEED,
+        },
+        "mremap-dontunmap" => Call::Mremap {
+            old: va,
+            old_len: size,
+            new_len: size,
+            flags: libc::MREMAP_MAYMOVE | libc::MREMAP_DONTUNMAP,
+            new_addr: 0,
+        },
+        "mremap-shrink" => Call::Mremap {
+            old: va,
+            old_len: size,
+            new_len: at,
+            flags: 0,
+            new_addr: 0,
+        },
+        "mremap-grow" => Call::Mremap {
+            old: va,
+            old_len: size,
+            new_len: size + len,
+            flags: libc::MREMAP_MAYMOVE,
+            new_addr: 0,
+        },
+        "mremap-move" | "mremap-move-part" => {
+            let (old, n) = if op == "mremap-move" {
+                (va, size)
+            } else {
+                (part, len)
+            };
+            let dst = reserve_va(n + 2 * SZ_1G)?.div_ceil(SZ_1G) * SZ_1G + to_va_off;
+            Call::Mremap {
+                old,
+                old_len: n,
+                new_len: n,
+                flags: libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED,
+                new_addr: dst,
             }
-            "madvise-nohugepage" => check(unsafe {
-                libc::madvise((va + at) as *mut _, len as usize, libc::MADV_NOHUGEPAGE)
-            } as i64),
-            "madvise-dontneed" => check(unsafe {
-                libc::madvise((va + at) as *mut _, len as usize, libc::MADV_DONTNEED)
-            } as i64),
-            "mremap-dontunmap" => check(unsafe {
-                libc::mremap(
-                    va as *mut _,
-                    size as usize,
-                    size as usize,
-                    libc::MREMAP_MAYMOVE | libc::MREMAP_DONTUNMAP,
-                )
-            } as i64),
-            "mremap-shrink" => {
-                check(unsafe { libc::mremap(va as *mut _, size as usize, at as usize, 0) } as i64)
-            }
-            "mremap-grow" => check(unsafe {
-                libc::mremap(
-                    va as *mut _,
-                    size as usize,
-                    (size + len) as usize,
-                    libc::MREMAP_MAYMOVE,
-                )
-            } as i64),
-            "mremap-move" | "mremap-move-part" => {
-                let (src, n) = if op == "mremap-move" {
-                    (va, size)
-                } else {
-                    (va + at, len)
-                };
-                let dst = reserve_va(n + 2 * SZ_1G)?.div_ceil(SZ_1G) * SZ_1G + to_va_off;
-                check(unsafe {
-                    libc::mremap(
-                        src as *mut _,
-                        n as usize,
-                        n as usize,
-                        libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED,
-                        dst as *mut libc::c_void,
-                    )
-                } as i64)
-            }
-            _ => return Err(format!("unknown --op '{op}'")),
-        };
-    Ok(r)
+        }
+        _ => return Err(format!("unknown --op '{op}'")),
+    };
+    Ok(call.make())
 }
 
 /// The parts of the slice still mapped after a successful OP.
