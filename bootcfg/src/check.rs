@@ -1,5 +1,6 @@
-//! `check`: does the running kernel have what critmem needs? In the words
-//! of the patent: does the kernel support independent memory configuration.
+//! `check`: does the running kernel have what critmem needs, that is, does
+//! it support independent memory configuration (a pool of its own for
+//! critical VMs)?
 //!
 //! Reads the kernel release from `/proc/sys/kernel/osrelease` (on `/`
 //! falling back to `uname -r`) and its configuration from

@@ -1,7 +1,7 @@
 //! critmem's kernel parameters: building them from a pool request, and
 //! finding them in a command line.
 //!
-//! Two modes (see kmod and issue 3):
+//! Two modes (see kmod/README.md, "Pool sources"):
 //! - **reserve** (default): `reserve_mem=<size>:<align>:critmem`. The kernel
 //!   carves the pool out of RAM at boot; critmem.ko finds it by its label.
 //! - **memmap**: `memmap=<size>$<base>` marks a fixed physical range

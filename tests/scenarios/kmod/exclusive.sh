@@ -2,7 +2,7 @@
 # ehost-memory: 2G
 # ehost-timeout: 120
 #
-# Test 6, exclusivity: two holders get disjoint slices; a second ALLOC on a
+# Exclusivity: two holders get disjoint slices; a second ALLOC on a
 # file gets EBUSY; pool exhaustion gives ENOMEM and leaves free unchanged.
 . /lib/critmem/testlib.sh
 

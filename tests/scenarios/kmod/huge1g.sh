@@ -2,7 +2,7 @@
 # ehost-memory: 6G
 # ehost-timeout: 240
 #
-# Test 3, huge mapping: a 1 GiB-aligned 1 GiB slice mapped at a 1 GiB-aligned
+# Huge mapping: a 1 GiB-aligned 1 GiB slice mapped at a 1 GiB-aligned
 # address is mapped with one 1 GiB page. Evidence from the kernel's own
 # accounting: the minor-fault count (getrusage) while writing every 4 KiB
 # page is ~1, against ~512 when the address is only 2 MiB aligned (2 MiB

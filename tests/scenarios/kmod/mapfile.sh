@@ -2,7 +2,7 @@
 # ehost-memory: 2G
 # ehost-timeout: 120
 #
-# Test 1, map file: /proc/critmem matches the boot parameter (size, 2 MiB
+# Map file: /proc/critmem matches the boot parameter (size, 2 MiB
 # alignment, end = start + size - 1, inclusive), is root-only, and the pool
 # is claimed as "critmem" in /proc/iomem. Background zeroing finishes.
 . /lib/critmem/testlib.sh

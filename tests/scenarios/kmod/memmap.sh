@@ -2,7 +2,7 @@
 # ehost-memory: 2G
 # ehost-timeout: 120
 #
-# Test 8, memmap mode: the E820-reserved range from memmap=256M$0x40000000
+# Memmap mode: the E820-reserved range from memmap=256M$0x40000000
 # plus critmem.base/critmem.size: the map file and /proc/iomem match (test 1),
 # a pattern written through the mapping is seen through /dev/mem at the
 # listed address (test 2), and slices read zero.

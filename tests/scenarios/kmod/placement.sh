@@ -2,7 +2,7 @@
 # ehost-memory: 2G
 # ehost-timeout: 120
 #
-# Test 2, physical placement: a holder ALLOCs, mmaps and writes a pattern of
+# Physical placement: a holder ALLOCs, mmaps and writes a pattern of
 # unique words; a third party reads the same bytes through /dev/mem at the
 # physical address /proc/critmem lists for the slice. The mapping carries
 # VM_SHARED|VM_PFNMAP|VM_IO|VM_DONTEXPAND|VM_DONTDUMP|VM_DONTCOPY (smaps).

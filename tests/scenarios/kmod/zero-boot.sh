@@ -2,7 +2,7 @@
 # ehost-memory: 2G
 # ehost-timeout: 120
 #
-# Test 4b, zeroing of the first hand-out after boot: the pool is filled with
+# Zeroing of the first hand-out after boot: the pool is filled with
 # a pattern through /dev/mem while the module is not loaded (as a previous
 # boot's data would be), then the module loads and ALLOC hands the range out
 # at once: it reads zero.

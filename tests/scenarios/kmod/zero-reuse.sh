@@ -2,7 +2,7 @@
 # ehost-memory: 2G
 # ehost-timeout: 120
 #
-# Test 4a, zeroing after reuse: the pool is exactly one slice, so the second
+# Zeroing after reuse: the pool is exactly one slice, so the second
 # ALLOC reuses the bytes the first holder filled; they read zero (through the
 # mapping and through /dev/mem).
 . /lib/critmem/testlib.sh
