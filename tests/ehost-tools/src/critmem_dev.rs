@@ -270,7 +270,8 @@ fn cmd_mmap(args: &Args) -> Result<(), String> {
     Ok(())
 }
 
-fn minflt() -> i64 {
+/// The minor page faults this process has taken so far.
+pub(crate) fn minflt() -> i64 {
     // SAFETY: getrusage writes the zero-initialised struct.
     unsafe {
         let mut ru: libc::rusage = std::mem::zeroed();

@@ -32,11 +32,11 @@
 //!
 //! OP must succeed, or with `--expect` fail with exactly that errno. Then
 //! every page that should still be mapped (at its old or new address) is read
-//! back. Prints `op_result=`, `pages_checked=`, `minflt_recheck=` (faults
+//! back. Prints `op_result=`, `words_checked=`, `minflt_recheck=` (faults
 //! taken by the read-back: refaults after a move) and `data_intact=1`.
 
 use crate::args::Args;
-use crate::critmem_dev::{errno_name, ioctl_alloc, open_dev, reserve_and_map, reserve_va};
+use crate::critmem_dev::{errno_name, ioctl_alloc, minflt, open_dev, reserve_and_map, reserve_va};
 use std::io;
 
 const PAGE: u64 = 4096;
@@ -56,15 +56,6 @@ struct Survivor {
 /// The two sampled words of the page at slice offset `off`.
 fn sample_words(off: u64) -> [(u64, u64); 2] {
     [(off, SEED ^ off), (off + PAGE - 8, SEED ^ (off + PAGE - 8))]
-}
-
-fn minflt() -> i64 {
-    // SAFETY: getrusage writes the zero-initialised struct.
-    unsafe {
-        let mut ru: libc::rusage = std::mem::zeroed();
-        libc::getrusage(libc::RUSAGE_SELF, &mut ru);
-        ru.ru_minflt as i64
-    }
 }
 
 /// Raw syscall result to `io::Result`.
