@@ -18,7 +18,7 @@
 //! `--hold` prints `ready=1` and sleeps until killed, keeping the file and
 //! mapping alive.
 
-use crate::args::Args;
+use crate::args::num;
 use crate::pattern::Pattern;
 use critmem_abi::{AllocRequest, PoolInfo, CRITMEM_IOC_ALLOC, CRITMEM_IOC_INFO, DEVICE_PATH};
 use std::fs::{File, OpenOptions};
@@ -47,11 +47,112 @@ pub(crate) fn errno_name(e: &io::Error) -> String {
     name.to_string()
 }
 
-/// Reports a failed step: fine if `--expect` names its errno.
-fn failed(args: &Args, what: &str, e: io::Error) -> Result<(), String> {
+/// What to do with a mapping once it exists.
+#[derive(Debug, clap::Args)]
+pub struct UseArgs {
+    /// Check that every byte reads zero.
+    #[arg(long)]
+    verify_zero: bool,
+    /// Fill with this pattern (`0xAB` or `seq:SEED`) and check it.
+    #[arg(long)]
+    pattern: Option<String>,
+    /// Print `ready=1` and sleep until killed, keeping file and mapping.
+    #[arg(long)]
+    hold: bool,
+}
+
+/// `alloc`.
+#[derive(Debug, clap::Args)]
+pub struct AllocArgs {
+    /// Slice size.
+    #[arg(long, value_parser = num)]
+    size: u64,
+    /// Physical alignment (0: 4 KiB).
+    #[arg(long, value_parser = num, default_value = "0")]
+    align: u64,
+    /// A second ALLOC of this size on the same file, which must fail.
+    #[arg(long, value_parser = num)]
+    again: Option<u64>,
+    /// Map the slice.
+    #[arg(long)]
+    map: bool,
+    #[command(flatten)]
+    usage: UseArgs,
+    /// Pass when ALLOC fails with exactly this errno (e.g. EINVAL).
+    #[arg(long)]
+    expect: Option<String>,
+}
+
+/// `mmap`.
+#[derive(Debug, clap::Args)]
+pub struct MmapArgs {
+    /// Mapping length.
+    #[arg(long, value_parser = num)]
+    size: u64,
+    /// File offset.
+    #[arg(long, value_parser = num, default_value = "0")]
+    offset: u64,
+    /// MAP_PRIVATE instead of MAP_SHARED.
+    #[arg(long)]
+    private: bool,
+    /// Open and map read-only.
+    #[arg(long)]
+    readonly: bool,
+    /// ALLOC a slice of this size first.
+    #[arg(long, value_parser = num)]
+    alloc: Option<u64>,
+    /// Physical alignment of that ALLOC.
+    #[arg(long, value_parser = num, default_value = "0")]
+    align: u64,
+    #[command(flatten)]
+    usage: UseArgs,
+    /// Pass when mmap fails with exactly this errno.
+    #[arg(long)]
+    expect: Option<String>,
+}
+
+/// `touch`.
+#[derive(Debug, clap::Args)]
+pub struct TouchArgs {
+    /// Slice and mapping size.
+    #[arg(long, value_parser = num)]
+    size: u64,
+    /// Physical alignment of the ALLOC.
+    #[arg(long, value_parser = num, default_value = "0")]
+    align: u64,
+    /// No ALLOC: the first mmap allocates the slice.
+    #[arg(long)]
+    no_alloc: bool,
+    /// Virtual alignment of the mapping.
+    #[arg(long, value_parser = num, default_value = "1G")]
+    va_align: u64,
+    /// Offset past that alignment.
+    #[arg(long, value_parser = num, default_value = "0")]
+    va_offset: u64,
+    /// Let the kernel choose the address.
+    #[arg(long)]
+    natural: bool,
+    /// Write each page instead of reading it.
+    #[arg(long)]
+    write: bool,
+}
+
+/// `ioctl`.
+#[derive(Debug, clap::Args)]
+pub struct IoctlArgs {
+    /// The ioctl number.
+    #[arg(long, value_parser = num)]
+    cmd: u64,
+    /// Pass when the ioctl fails with exactly this errno.
+    #[arg(long)]
+    expect: Option<String>,
+}
+
+/// Reports a failed step: fine if `expect` names its errno.
+fn failed(expect: Option<&str>, what: &str, e: io::Error) -> Result<(), String> {
     let name = errno_name(&e);
     println!("error={name}");
-    match args.str("--expect") {
+    match expect {
         Some(want) if want == name => {
             println!("expected=1");
             Ok(())
@@ -154,16 +255,16 @@ impl Drop for Mapping {
     }
 }
 
-/// `--verify-zero`, `--pattern`, `--hold` on a mapping.
-fn use_mapping(args: &Args, map: &mut Mapping) -> Result<(), String> {
-    if args.has("--verify-zero") {
+/// `--verify-zero` and `--pattern` on a mapping.
+fn use_mapping(args: &UseArgs, map: &mut Mapping) -> Result<(), String> {
+    if args.verify_zero {
         if let Some(bad) = Pattern::Byte(0).first_mismatch(map.words(), 0) {
             println!("zero=0 first_nonzero_offset={bad:#x}");
             return Err("slice does not read zero".into());
         }
         println!("zero=1 checked={}", map.len);
     }
-    if let Some(p) = args.str("--pattern") {
+    if let Some(p) = &args.pattern {
         let p = Pattern::parse(p)?;
         p.fill(map.words(), 0);
         if p.first_mismatch(map.words(), 0).is_some() {
@@ -174,8 +275,8 @@ fn use_mapping(args: &Args, map: &mut Mapping) -> Result<(), String> {
     Ok(())
 }
 
-fn hold(args: &Args) {
-    if args.has("--hold") {
+fn hold(args: &UseArgs) {
+    if args.hold {
         println!("ready=1");
         let _ = io::stdout().flush();
         loop {
@@ -206,67 +307,70 @@ fn print_alloc(req: &AllocRequest) {
     println!("slice_id={}", req.slice_id);
 }
 
-fn cmd_alloc(args: &Args) -> Result<(), String> {
-    let size = args.num("--size")?.ok_or("--size is required")?;
-    let align = args.num("--align")?.unwrap_or(0);
+/// `info`.
+pub fn info() -> Result<(), String> {
+    let f = open_dev(true)?;
+    print_info(&ioctl_info(&f).map_err(|e| format!("INFO: {e}"))?);
+    Ok(())
+}
+
+/// `alloc`.
+pub fn alloc(args: &AllocArgs) -> Result<(), String> {
     let f = open_dev(false)?;
     let t0 = std::time::Instant::now();
-    let req = match ioctl_alloc(&f, size, align) {
+    let req = match ioctl_alloc(&f, args.size, args.align) {
         Ok(r) => r,
-        Err(e) => return failed(args, "ALLOC", e),
+        Err(e) => return failed(args.expect.as_deref(), "ALLOC", e),
     };
     println!("alloc_us={}", t0.elapsed().as_micros());
     print_alloc(&req);
-    if let Some(again) = args.num("--again")? {
+    if let Some(again) = args.again {
         match ioctl_alloc(&f, again, 0) {
             Ok(_) => return Err("second ALLOC on the same file succeeded".into()),
             Err(e) => println!("again_error={}", errno_name(&e)),
         }
     }
-    let _map = if args.has("--map") || args.has("--verify-zero") || args.str("--pattern").is_some()
-    {
+    let _map = if args.map || args.usage.verify_zero || args.usage.pattern.is_some() {
         let mut map = Mapping::new(&f, req.phys_size, 0, false, false, None)
             .map_err(|e| format!("mmap: {e}"))?;
-        use_mapping(args, &mut map)?;
+        use_mapping(&args.usage, &mut map)?;
         Some(map)
     } else {
         None
     };
     let _ = io::stdout().flush();
-    hold(args);
+    hold(&args.usage);
     Ok(())
 }
 
-fn cmd_mmap(args: &Args) -> Result<(), String> {
-    let size = args.num("--size")?.ok_or("--size is required")?;
-    let off = args.num("--offset")?.unwrap_or(0);
-    let f = open_dev(args.has("--readonly"))?;
-    if let Some(n) = args.num("--alloc")? {
-        let req = ioctl_alloc(&f, n, args.num("--align")?.unwrap_or(0))
-            .map_err(|e| format!("ALLOC: {e}"))?;
+/// `mmap`.
+pub fn mmap(args: &MmapArgs) -> Result<(), String> {
+    let f = open_dev(args.readonly)?;
+    if let Some(n) = args.alloc {
+        let req = ioctl_alloc(&f, n, args.align).map_err(|e| format!("ALLOC: {e}"))?;
         print_alloc(&req);
     }
     let mut map = match Mapping::new(
         &f,
-        size,
-        off,
-        args.has("--private"),
-        args.has("--readonly"),
+        args.size,
+        args.offset,
+        args.private,
+        args.readonly,
         None,
     ) {
         Ok(m) => m,
-        Err(e) => return failed(args, "mmap", e),
+        Err(e) => return failed(args.expect.as_deref(), "mmap", e),
     };
     println!("mapped=1");
     let info = ioctl_info(&f).map_err(|e| format!("INFO: {e}"))?;
     println!("slice_id={}", info.slice_id);
     println!("slice_start={:#x}", info.slice_start);
     println!("slice_size={}", info.slice_size);
-    if !args.has("--readonly") {
-        use_mapping(args, &mut map)?;
+    if !args.readonly {
+        use_mapping(&args.usage, &mut map)?;
     }
     let _ = io::stdout().flush();
-    hold(args);
+    hold(&args.usage);
     Ok(())
 }
 
@@ -280,24 +384,22 @@ pub(crate) fn minflt() -> i64 {
     }
 }
 
-fn cmd_touch(args: &Args) -> Result<(), String> {
-    let size = args.num("--size")?.ok_or("--size is required")?;
-    let va_align = args.num("--va-align")?.unwrap_or(1 << 30);
-    let va_off = args.num("--va-offset")?.unwrap_or(0);
+/// `touch`.
+pub fn touch(args: &TouchArgs) -> Result<(), String> {
+    let size = args.size;
     let f = open_dev(false)?;
-    if !args.has("--no-alloc") {
-        let req = ioctl_alloc(&f, size, args.num("--align")?.unwrap_or(0))
-            .map_err(|e| format!("ALLOC: {e}"))?;
+    if !args.no_alloc {
+        let req = ioctl_alloc(&f, size, args.align).map_err(|e| format!("ALLOC: {e}"))?;
         print_alloc(&req);
     }
-    let map = if args.has("--natural") {
+    let map = if args.natural {
         // Let the kernel (critmem's get_unmapped_area) pick the address.
         Mapping::new(&f, size, 0, false, false, None).map_err(|e| format!("mmap: {e}"))?
     } else {
-        reserve_and_map(&f, size, va_align, va_off)?
+        reserve_and_map(&f, size, args.va_align, args.va_offset)?
     };
     let va = map.ptr as u64;
-    touch_pages(&f, &map, size, args.has("--write"))
+    touch_pages(&f, &map, size, args.write)
         .inspect(|_| println!("va_1g_aligned={}", u8::from(va.is_multiple_of(1 << 30))))
 }
 
@@ -358,31 +460,16 @@ fn touch_pages(f: &File, map: &Mapping, size: u64, write: bool) -> Result<(), St
     Ok(())
 }
 
-fn cmd_ioctl(args: &Args) -> Result<(), String> {
-    let cmd = args.num("--cmd")?.ok_or("--cmd is required")?;
+/// `ioctl`.
+pub fn ioctl(args: &IoctlArgs) -> Result<(), String> {
+    let cmd = args.cmd;
     let f = open_dev(false)?;
     let mut buf = [0u64; 32];
     // SAFETY: `buf` is larger than any critmem argument.
     let r = unsafe { libc::ioctl(f.as_raw_fd(), cmd as _, buf.as_mut_ptr()) };
     if r < 0 {
-        return failed(args, "ioctl", io::Error::last_os_error());
+        return failed(args.expect.as_deref(), "ioctl", io::Error::last_os_error());
     }
     println!("result={r}");
     Ok(())
-}
-
-pub fn run(cmd: &str, argv: &[String]) -> Result<(), String> {
-    let args = Args::parse(argv)?;
-    match cmd {
-        "info" => {
-            let f = open_dev(true)?;
-            print_info(&ioctl_info(&f).map_err(|e| format!("INFO: {e}"))?);
-            Ok(())
-        }
-        "alloc" => cmd_alloc(&args),
-        "mmap" => cmd_mmap(&args),
-        "touch" => cmd_touch(&args),
-        "ioctl" => cmd_ioctl(&args),
-        _ => Err(format!("unknown command {cmd}")),
-    }
 }

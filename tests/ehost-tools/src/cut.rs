@@ -35,7 +35,7 @@
 //! back. Prints `op_result=`, `words_checked=`, `minflt_recheck=` (faults
 //! taken by the read-back: refaults after a move) and `data_intact=1`.
 
-use crate::args::Args;
+use crate::args::num;
 use crate::critmem_dev::{errno_name, ioctl_alloc, minflt, open_dev, reserve_and_map, reserve_va};
 use std::io;
 
@@ -67,16 +67,44 @@ fn check(r: i64) -> io::Result<u64> {
     }
 }
 
-pub fn run(argv: &[String]) -> Result<(), String> {
-    let args = Args::parse(argv)?;
-    let size = args.num("--size")?.ok_or("--size is required")?;
-    let align = args.num("--align")?.unwrap_or(0);
-    let va_align = args.num("--va-align")?.unwrap_or(SZ_1G);
-    let va_off = args.num("--va-offset")?.unwrap_or(0);
-    let op = args.str("--op").ok_or("--op is required")?.to_string();
-    let at = args.num("--at")?.unwrap_or(0);
-    let len = args.num("--len")?.unwrap_or(PAGE);
-    let to_va_off = args.num("--to-va-offset")?.unwrap_or(0);
+/// `cut`.
+#[derive(Debug, clap::Args)]
+pub struct CutArgs {
+    /// Slice size.
+    #[arg(long, value_parser = num)]
+    size: u64,
+    /// Physical alignment of the slice.
+    #[arg(long, value_parser = num, default_value = "0")]
+    align: u64,
+    /// Virtual alignment of the mapping.
+    #[arg(long, value_parser = num, default_value = "1G")]
+    va_align: u64,
+    /// Offset past that alignment.
+    #[arg(long, value_parser = num, default_value = "0")]
+    va_offset: u64,
+    /// The operation (see the module docs).
+    #[arg(long)]
+    op: String,
+    /// Offset of the part operated on.
+    #[arg(long, value_parser = num, default_value = "0")]
+    at: u64,
+    /// Length of the part operated on.
+    #[arg(long, value_parser = num, default_value = "4K")]
+    len: u64,
+    /// Where moves go: this far past a fresh 1 GiB boundary.
+    #[arg(long, value_parser = num, default_value = "0")]
+    to_va_offset: u64,
+    /// Forge huge-entry values where the kernel would read a table.
+    #[arg(long)]
+    forge: bool,
+    /// Pass when OP fails with exactly this errno.
+    #[arg(long)]
+    expect: Option<String>,
+}
+
+pub fn run(args: &CutArgs) -> Result<(), String> {
+    let (size, align, va_align, va_off) = (args.size, args.align, args.va_align, args.va_offset);
+    let (op, at, len, to_va_off) = (args.op.clone(), args.at, args.len, args.to_va_offset);
     if at % PAGE != 0 || len % PAGE != 0 || at > size || at + len > size {
         return Err(format!(
             "--at {at:#x} --len {len:#x} must be page aligned and inside --size"
@@ -97,7 +125,7 @@ pub fn run(argv: &[String]) -> Result<(), String> {
         // SAFETY: `off` lies inside the live, writable mapping.
         unsafe { ((va + off) as *mut u64).write_volatile(value) };
     }
-    if args.has("--forge") {
+    if args.forge {
         let cut = va + at;
         // The first page of each huge block around the cut, in slice offsets.
         let forged = [
@@ -118,7 +146,7 @@ pub fn run(argv: &[String]) -> Result<(), String> {
     let survivors = match do_op(&op, va, size, at, len, to_va_off)? {
         Ok(new_va) => {
             println!("op_result=ok");
-            if let Some(want) = args.str("--expect") {
+            if let Some(want) = args.expect.as_deref() {
                 return Err(format!("{op} succeeded, expected {want}"));
             }
             survivors_after(&op, va, size, at, len, new_va)
@@ -126,7 +154,7 @@ pub fn run(argv: &[String]) -> Result<(), String> {
         Err(e) => {
             let name = errno_name(&e);
             println!("op_result={name}");
-            match args.str("--expect") {
+            match args.expect.as_deref() {
                 Some(want) if want == name => {}
                 Some(want) => return Err(format!("{op}: got {name}, expected {want}")),
                 None => return Err(format!("{op}: {e}")),

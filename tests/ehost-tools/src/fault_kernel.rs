@@ -59,11 +59,7 @@ pub fn image() -> Vec<u8> {
     f
 }
 
-pub fn run(args: &[String]) -> Result<(), String> {
-    let out = match args {
-        [flag, path] if flag == "--out" => path,
-        _ => return Err("usage: cmtool fault-kernel --out FILE".into()),
-    };
+pub fn run(out: &str) -> Result<(), String> {
     fs::write(out, image()).map_err(|e| format!("write {out}: {e}"))?;
     println!("fault_kernel={out} ud2_rip={UD2_ADDRESS:#x}");
     Ok(())

@@ -1,6 +1,6 @@
-//! `cmtool`: the test tool run inside the emulated host by the scenarios.
-//! Each subcommand lives in its own module and prints `key=value` lines that
-//! scenarios parse.
+//! `cmtool`: the test tool run inside the emulated host (and the nested
+//! guest) by the scenarios and the benchmarks. Each subcommand lives in its
+//! own module and prints `key=value` lines that scenarios parse.
 
 mod args;
 mod critmem_dev;
@@ -15,25 +15,106 @@ mod tsc;
 
 use std::process::ExitCode;
 
+use clap::{Parser, Subcommand};
+
+use args::num;
+
+#[derive(Debug, Parser)]
+#[command(name = "cmtool", about = "critmem's test tool (see tests/README.md)")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a 12-byte real-mode guest on /dev/kvm.
+    KvmSelftest,
+    /// The INFO ioctl on a fresh open file of /dev/critmem.
+    Info,
+    /// ALLOC a slice, and optionally map, check, fill and hold it.
+    Alloc(critmem_dev::AllocArgs),
+    /// mmap /dev/critmem, with or without ALLOC first.
+    Mmap(critmem_dev::MmapArgs),
+    /// Map a slice at a chosen alignment, touch every page, count faults.
+    Touch(critmem_dev::TouchArgs),
+    /// An arbitrary ioctl number on /dev/critmem.
+    Ioctl(critmem_dev::IoctlArgs),
+    /// Cut, move or resize part of a huge-mapped slice; check its data.
+    Cut(cut::CutArgs),
+    /// Write the tiny ELF kernel that triple-faults.
+    FaultKernel {
+        /// Where to write it.
+        #[arg(long)]
+        out: String,
+    },
+    /// Read LEN (at most 4096) bytes of physical memory through /dev/mem.
+    Physread {
+        #[arg(value_parser = num)]
+        addr: u64,
+        #[arg(value_parser = num)]
+        len: u64,
+    },
+    /// Check that physical memory holds PATTERN.
+    Physcheck {
+        #[arg(value_parser = num)]
+        addr: u64,
+        #[arg(value_parser = num)]
+        len: u64,
+        pattern: String,
+    },
+    /// Write PATTERN into physical memory.
+    Physfill {
+        #[arg(value_parser = num)]
+        addr: u64,
+        #[arg(value_parser = num)]
+        len: u64,
+        pattern: String,
+    },
+    /// Count the aligned 32-bit VALUEs in physical memory.
+    Physscan {
+        #[arg(value_parser = num)]
+        addr: u64,
+        #[arg(value_parser = num)]
+        len: u64,
+        #[arg(value_parser = num)]
+        value: u64,
+    },
+    /// Write N MiB of fresh memory once and print the rate (guest side).
+    Memwrite {
+        /// MiB to write, or `auto` for most of MemAvailable.
+        #[arg(long, default_value = "auto")]
+        mb: String,
+    },
+    /// Take N MiB, mlock it and sleep (host-side pressure).
+    Hog {
+        #[arg(long, value_parser = num)]
+        mb: u64,
+        /// Stop after this many seconds instead of when killed.
+        #[arg(long, value_parser = num)]
+        seconds: Option<u64>,
+    },
+    /// Measure this machine's TSC rate in kHz.
+    TscKhz,
+}
+
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let result = match args.first().map(String::as_str) {
-        Some("kvm-selftest") => kvm_selftest::run(),
-        Some(cmd @ ("info" | "alloc" | "mmap" | "touch" | "ioctl")) => {
-            critmem_dev::run(cmd, &args[1..])
-        }
-        Some(cmd @ ("physread" | "physcheck" | "physfill")) => phys::run(cmd, &args[1..]),
-        Some("cut") => cut::run(&args[1..]),
-        Some("fault-kernel") => fault_kernel::run(&args[1..]),
-        Some("physscan") => physscan::run(&args[1..]),
-        Some("memwrite") => memwrite::memwrite(&args[1..]),
-        Some("hog") => memwrite::hog(&args[1..]),
-        Some("tsc-khz") => tsc::run(),
-        _ => Err(
-            "usage: cmtool kvm-selftest | info | alloc | mmap | touch | ioctl | cut | fault-kernel | physread | \
-             physcheck | physfill | physscan | memwrite | hog | tsc-khz (see the module docs)"
-                .to_string(),
-        ),
+    let result = match Cli::parse().command {
+        Command::KvmSelftest => kvm_selftest::run(),
+        Command::Info => critmem_dev::info(),
+        Command::Alloc(a) => critmem_dev::alloc(&a),
+        Command::Mmap(a) => critmem_dev::mmap(&a),
+        Command::Touch(a) => critmem_dev::touch(&a),
+        Command::Ioctl(a) => critmem_dev::ioctl(&a),
+        Command::Cut(a) => cut::run(&a),
+        Command::FaultKernel { out } => fault_kernel::run(&out),
+        Command::Physread { addr, len } => phys::read(addr, len),
+        Command::Physcheck { addr, len, pattern } => phys::check(addr, len, &pattern),
+        Command::Physfill { addr, len, pattern } => phys::fill(addr, len, &pattern),
+        Command::Physscan { addr, len, value } => physscan::run(addr, len, value),
+        Command::Memwrite { mb } => memwrite::memwrite(&mb),
+        Command::Hog { mb, seconds } => memwrite::hog(mb, seconds),
+        Command::TscKhz => tsc::run(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -41,5 +122,46 @@ fn main() -> ExitCode {
             eprintln!("cmtool: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cli_is_well_formed() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn scenario_command_lines_parse() {
+        for line in [
+            "cmtool alloc --size 16M --align 2M --verify-zero --pattern seq:0x1234abcd00000000 --hold",
+            "cmtool alloc --size 4K --expect EINVAL",
+            "cmtool alloc --size 1M --again 1M",
+            "cmtool mmap --size 1M --offset 4K --alloc 2M --private --expect EINVAL",
+            "cmtool mmap --size 1M --readonly --hold",
+            "cmtool touch --size 1G --align 1G --va-align 1G --va-offset 2M --write",
+            "cmtool touch --size 1G --no-alloc --natural --write",
+            "cmtool ioctl --cmd 0xce03 --expect ENOTTY",
+            "cmtool cut --size 1G --align 1G --va-align 1G --op munmap --at 512M --forge --expect EINVAL",
+            "cmtool cut --size 1G --op mremap-move --to-va-offset 4K --len 2M",
+            "cmtool fault-kernel --out /tmp/f.elf",
+            "cmtool physcheck 0x40000000 16M seq:0x1",
+            "cmtool physscan 0x40000000 512M 0xdeadbeef",
+            "cmtool physread 0x1000 4",
+            "cmtool memwrite --mb auto",
+            "cmtool hog --mb 100 --seconds 5",
+            "cmtool tsc-khz",
+        ] {
+            Cli::try_parse_from(line.split_whitespace()).unwrap_or_else(|e| panic!("{line}: {e}"));
+        }
+        assert!(
+            Cli::try_parse_from(["cmtool", "alloc"]).is_err(),
+            "--size is required"
+        );
+        assert!(Cli::try_parse_from(["cmtool", "touch", "--size", "lots"]).is_err());
     }
 }

@@ -18,8 +18,6 @@
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use crate::args::Args;
-
 const PAGE: usize = 4096;
 
 /// An anonymous private mapping, unmapped on drop.
@@ -103,14 +101,13 @@ pub fn auto_mb(meminfo: &str) -> u64 {
     (avail - avail / 8).saturating_sub(24).max(1)
 }
 
-pub fn memwrite(args: &[String]) -> Result<(), String> {
-    let a = Args::parse(args)?;
-    let mb = match a.str("--mb") {
-        Some(v) if v != "auto" => v.parse::<u64>().map_err(|e| format!("--mb {v}: {e}"))?,
-        _ => {
+pub fn memwrite(mb: &str) -> Result<(), String> {
+    let mb = match mb {
+        "auto" => {
             let text = std::fs::read_to_string("/proc/meminfo").map_err(|e| e.to_string())?;
             auto_mb(&text)
         }
+        v => v.parse::<u64>().map_err(|e| format!("--mb {v}: {e}"))?,
     };
     let len = (mb as usize) << 20;
     let mut m = Anon::new(len)?;
@@ -129,10 +126,7 @@ pub fn memwrite(args: &[String]) -> Result<(), String> {
     Ok(())
 }
 
-pub fn hog(args: &[String]) -> Result<(), String> {
-    let a = Args::parse(args)?;
-    let mb = a.num("--mb")?.ok_or("hog needs --mb N")?;
-    let seconds = a.num("--seconds")?;
+pub fn hog(mb: u64, seconds: Option<u64>) -> Result<(), String> {
     let len = (mb as usize) << 20;
     let mut m = Anon::new(len)?;
     let t0 = Instant::now();
@@ -166,11 +160,8 @@ mod tests {
 
     #[test]
     fn memwrite_and_hog_run() {
-        memwrite(&["--mb".into(), "4".into()]).unwrap();
-        let a: Vec<String> = ["--mb", "1", "--seconds", "0"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        hog(&a).unwrap();
+        memwrite("4").unwrap();
+        assert!(memwrite("four").is_err());
+        hog(1, Some(0)).unwrap();
     }
 }

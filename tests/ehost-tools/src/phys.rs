@@ -6,7 +6,6 @@
 //! - `physfill ADDR LEN PATTERN`: writes the pattern, prints `filled=LEN`.
 //! - `physread ADDR LEN`: prints `data=<hex bytes>` (LEN <= 4096).
 
-use crate::args::parse_num;
 use crate::pattern::Pattern;
 use std::fs::OpenOptions;
 use std::os::unix::fs::FileExt;
@@ -20,64 +19,65 @@ fn words(bytes: &[u8]) -> Vec<u64> {
         .collect()
 }
 
-pub fn run(cmd: &str, args: &[String]) -> Result<(), String> {
-    let arg = |i: usize, what: &str| {
-        args.get(i)
-            .map(String::as_str)
-            .ok_or_else(|| format!("{cmd}: missing {what}"))
-    };
-    let addr = parse_num(arg(0, "ADDR")?)?;
-    let len = parse_num(arg(1, "LEN")?)?;
-    let mem = OpenOptions::new()
+fn open_mem(write: bool) -> Result<std::fs::File, String> {
+    OpenOptions::new()
         .read(true)
-        .write(cmd == "physfill")
+        .write(write)
         .open("/dev/mem")
-        .map_err(|e| format!("open /dev/mem: {e}"))?;
-    match cmd {
-        "physread" => {
-            let mut buf = vec![0u8; len.min(4096) as usize];
-            mem.read_exact_at(&mut buf, addr)
-                .map_err(|e| format!("read /dev/mem at {addr:#x}: {e}"))?;
-            let hex: String = buf.iter().map(|b| format!("{b:02x}")).collect();
-            println!("data={hex}");
+        .map_err(|e| format!("open /dev/mem: {e}"))
+}
+
+/// `physread ADDR LEN`.
+pub fn read(addr: u64, len: u64) -> Result<(), String> {
+    let mem = open_mem(false)?;
+    let mut buf = vec![0u8; len.min(4096) as usize];
+    mem.read_exact_at(&mut buf, addr)
+        .map_err(|e| format!("read /dev/mem at {addr:#x}: {e}"))?;
+    let hex: String = buf.iter().map(|b| format!("{b:02x}")).collect();
+    println!("data={hex}");
+    Ok(())
+}
+
+/// `physcheck ADDR LEN PATTERN`.
+pub fn check(addr: u64, len: u64, pattern: &str) -> Result<(), String> {
+    let pattern = Pattern::parse(pattern)?;
+    let mem = open_mem(false)?;
+    let mut off = 0;
+    while off < len {
+        let n = CHUNK.min(len - off);
+        let mut buf = vec![0u8; n as usize];
+        mem.read_exact_at(&mut buf, addr + off)
+            .map_err(|e| format!("read /dev/mem at {:#x}: {e}", addr + off))?;
+        let w = words(&buf);
+        if let Some(bad) = pattern.first_mismatch(&w, off) {
+            let found = w[((bad - off) / 8) as usize];
+            println!(
+                "match=0 first_mismatch={:#x} found={found:#x} expected={:#x}",
+                addr + bad,
+                pattern.word(bad)
+            );
+            return Err("physical memory does not hold the pattern".into());
         }
-        "physcheck" => {
-            let pattern = Pattern::parse(arg(2, "PATTERN")?)?;
-            let mut off = 0;
-            while off < len {
-                let n = CHUNK.min(len - off);
-                let mut buf = vec![0u8; n as usize];
-                mem.read_exact_at(&mut buf, addr + off)
-                    .map_err(|e| format!("read /dev/mem at {:#x}: {e}", addr + off))?;
-                let w = words(&buf);
-                if let Some(bad) = pattern.first_mismatch(&w, off) {
-                    let found = w[((bad - off) / 8) as usize];
-                    println!(
-                        "match=0 first_mismatch={:#x} found={found:#x} expected={:#x}",
-                        addr + bad,
-                        pattern.word(bad)
-                    );
-                    return Err("physical memory does not hold the pattern".into());
-                }
-                off += n;
-            }
-            println!("match=1 checked={len}");
-        }
-        "physfill" => {
-            let pattern = Pattern::parse(arg(2, "PATTERN")?)?;
-            let mut off = 0;
-            while off < len {
-                let n = CHUNK.min(len - off);
-                let mut w = vec![0u64; (n / 8) as usize];
-                pattern.fill(&mut w, off);
-                let bytes: Vec<u8> = w.iter().flat_map(|x| x.to_ne_bytes()).collect();
-                mem.write_all_at(&bytes, addr + off)
-                    .map_err(|e| format!("write /dev/mem at {:#x}: {e}", addr + off))?;
-                off += n;
-            }
-            println!("filled={len}");
-        }
-        _ => return Err(format!("unknown command {cmd}")),
+        off += n;
     }
+    println!("match=1 checked={len}");
+    Ok(())
+}
+
+/// `physfill ADDR LEN PATTERN`.
+pub fn fill(addr: u64, len: u64, pattern: &str) -> Result<(), String> {
+    let pattern = Pattern::parse(pattern)?;
+    let mem = open_mem(true)?;
+    let mut off = 0;
+    while off < len {
+        let n = CHUNK.min(len - off);
+        let mut w = vec![0u64; (n / 8) as usize];
+        pattern.fill(&mut w, off);
+        let bytes: Vec<u8> = w.iter().flat_map(|x| x.to_ne_bytes()).collect();
+        mem.write_all_at(&bytes, addr + off)
+            .map_err(|e| format!("write /dev/mem at {:#x}: {e}", addr + off))?;
+        off += n;
+    }
+    println!("filled={len}");
     Ok(())
 }

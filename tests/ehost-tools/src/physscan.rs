@@ -5,7 +5,6 @@
 //! Prints `found=<count> first=<hex address or none> scanned=<bytes>`; exits 0
 //! whether or not the value was found (scenarios assert on `found=`).
 
-use crate::args::parse_num;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 
@@ -20,16 +19,10 @@ fn occurrences(buf: &[u8], value: u32) -> impl Iterator<Item = usize> + '_ {
         .map(|(i, _)| i * 4)
 }
 
-pub fn run(args: &[String]) -> Result<(), String> {
-    let arg = |i: usize, what: &str| {
-        args.get(i)
-            .map(String::as_str)
-            .ok_or_else(|| format!("physscan: missing {what}"))
-    };
-    let addr = parse_num(arg(0, "ADDR")?)?;
-    let len = parse_num(arg(1, "LEN")?)?;
-    let value = u32::try_from(parse_num(arg(2, "VALUE")?)?)
-        .map_err(|_| "physscan: VALUE must fit in 32 bits".to_string())?;
+/// `physscan ADDR LEN VALUE`.
+pub fn run(addr: u64, len: u64, value: u64) -> Result<(), String> {
+    let value =
+        u32::try_from(value).map_err(|_| "physscan: VALUE must fit in 32 bits".to_string())?;
     let mem = File::open("/dev/mem").map_err(|e| format!("open /dev/mem: {e}"))?;
     let (mut found, mut first) = (0u64, None);
     let mut off = 0;
