@@ -5,8 +5,8 @@
 //! Exit status: 0 when the guest powers off or reboots, 2 for bad
 //! arguments, and otherwise one `vmm: error: ...` line on stderr and the
 //! status of [`vmm::vstate::exit`] (1 for a `vmm` failure, 3 to 7 for a
-//! guest that faulted or was stopped), after which the faulting vCPU's state
-//! follows on stderr.
+//! guest that faulted or was stopped), after which the state of the
+//! faulting vCPU, or of every vCPU that was stopped, follows on stderr.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -15,6 +15,7 @@ use clap::Parser;
 use vmm::config::{self, MemorySpec, VmConfig};
 use vmm::memory::hugetlb::HugePageSize;
 use vmm::vstate::exit::{signal_name, VmExit, STATUS_VMM_ERROR};
+use vmm::vstate::vcpu_state::VcpuState;
 use vmm::RunEvent;
 
 /// Boot a Linux guest on KVM, on anonymous memory or, with --critical-mem, on
@@ -123,6 +124,18 @@ fn show(event: RunEvent) {
     }
 }
 
+/// A vCPU's state dump, one `vmm: vcpuN ...` line per part, on stderr.
+fn print_state(vcpu: u32, state: &Result<VcpuState, String>) {
+    match state {
+        Ok(state) => {
+            for line in &state.lines {
+                eprintln!("vmm: {line}");
+            }
+        }
+        Err(e) => eprintln!("vmm: vcpu{vcpu}: state unavailable: {e}"),
+    }
+}
+
 fn main() {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     let config = Cli::parse().into_config();
@@ -153,14 +166,10 @@ fn main() {
                 eprintln!("vmm: error: {}", report.exit);
             }
             if let VmExit::Fault(fault) = &report.exit {
-                match &fault.state {
-                    Ok(state) => {
-                        for line in &state.lines {
-                            eprintln!("vmm: {line}");
-                        }
-                    }
-                    Err(e) => eprintln!("vmm: vcpu{}: state unavailable: {e}", fault.vcpu),
-                }
+                print_state(fault.vcpu, &fault.state);
+            }
+            for (vcpu, state) in &report.stopped_vcpus {
+                print_state(*vcpu, state);
             }
             code
         }

@@ -37,6 +37,7 @@ use crate::stats::{KvmStats, Stage2Counts};
 use crate::terminal::{self, TerminalError};
 use crate::vstate::exit::{StopReason, VmExit};
 use crate::vstate::vcpu::{Vcpu, VcpuError, VcpuHandle};
+use crate::vstate::vcpu_state::VcpuState;
 use crate::vstate::vm::{Vm, VmError};
 
 /// The i8042's ISA interrupt line.
@@ -115,6 +116,10 @@ pub struct RunReport {
     pub kvm_stats: Vec<(String, u64)>,
     /// Console bytes dropped because stdout did not keep up.
     pub console_dropped: u64,
+    /// When the VM was stopped without the guest ending it (a signal, or a
+    /// `vmm` error): each vCPU's index and its state at the stop, so that a
+    /// hung guest shows where it hung.
+    pub stopped_vcpus: Vec<(u32, Result<VcpuState, String>)>,
 }
 
 /// What reaches the main thread while the VM runs.
@@ -266,7 +271,11 @@ fn boot_and_run(
     );
 
     let exit = wait_for_exit(config, &rx, &bus, stats.as_ref().ok(), on_event);
-    stop_vcpus(handles);
+    let stopped = stop_vcpus(handles);
+    let stopped_vcpus = match exit {
+        VmExit::Stopped { .. } | VmExit::Error(_) => stopped,
+        VmExit::Reset | VmExit::PowerOff | VmExit::Fault(_) => Vec::new(),
+    };
     log::info!(
         "{}: {exit} after {} ms",
         config.name,
@@ -290,6 +299,7 @@ fn boot_and_run(
         stage2,
         kvm_stats,
         console_dropped,
+        stopped_vcpus,
     })
 }
 
@@ -353,11 +363,16 @@ fn wait_for_exit(
     }
 }
 
-/// Stops and joins every vCPU thread.
-fn stop_vcpus(handles: Vec<VcpuHandle>) {
+/// Stops and joins every vCPU thread; returns the state of each vCPU that
+/// the stop ended (not the one, if any, that ended the VM itself).
+fn stop_vcpus(handles: Vec<VcpuHandle>) -> Vec<(u32, Result<VcpuState, String>)> {
+    let mut states = Vec::with_capacity(handles.len());
     for h in handles {
         let index = h.index();
-        h.stop();
+        if let Some(state) = h.stop() {
+            states.push((index, state));
+        }
         log::debug!("vcpu{index}: stopped");
     }
+    states
 }

@@ -8,7 +8,8 @@
 # 1. a guest that reboots on Ctrl-Alt-Del (the kernel's default) ends the
 #    VM cleanly: status 0, stats line printed, slice returned;
 # 2. a guest without a keyboard driver (i8042.nokbd) is stopped when the
-#    grace period ends: status 7;
+#    grace period ends: status 7, and the state of the vCPU where it was
+#    stopped is dumped, as for a fault, so that a hung guest shows where;
 # 3. a second SIGTERM during the grace period stops it at once: status 7.
 # No case needs the SIGKILL that follows.
 . /lib/critmem/testlib.sh
@@ -49,6 +50,8 @@ start_guest deaf "i8042.nokbd" 3
 supervise deaf
 assert_eq "$rc" 7 "guest without a keyboard: vmm exit status after the grace period"
 assert_match "$(cat /tmp/deaf.out)" '^vmm: error: stopped by SIGTERM: the guest did not shut down within the grace period$' "the reason is named"
+assert_match "$(cat /tmp/deaf.out)" '^vmm: vcpu0 rip=0x[0-9a-f]+ ' "the stopped vCPU's registers are dumped"
+assert_match "$(cat /tmp/deaf.out)" '^vmm: vcpu0 lapic id=0x0 ' "and its LAPIC"
 assert_match "$(cat /tmp/deaf.out)" '^kvm-stage2: ' "stats line"
 assert_eq "$(critmem_key slices)" 0 "slice returned"
 

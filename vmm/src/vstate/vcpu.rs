@@ -185,7 +185,8 @@ impl Vcpu {
 
     /// Starts the vCPU's thread. It runs the guest until something ends the
     /// VM, passes that to `report`, and returns; or, once `stop` is set and
-    /// the thread kicked, returns without a report.
+    /// the thread kicked, returns the vCPU's state at that moment instead
+    /// (see [`VcpuHandle::stop`]).
     pub fn spawn<F>(
         self,
         bus: Arc<PioBus>,
@@ -198,12 +199,15 @@ impl Vcpu {
         install_kick_handler()?;
         let index = self.index;
         let thread_stop = Arc::clone(&stop);
+        let mut vcpu = self;
         let thread = thread::Builder::new()
             .name(format!("vcpu{index}"))
-            .spawn(move || {
-                if let Some(exit) = self.run_loop(&bus, &thread_stop) {
+            .spawn(move || match vcpu.run_loop(&bus, &thread_stop) {
+                Some(exit) => {
                     report(exit);
+                    None
                 }
+                None => Some(vcpu.state()),
             })
             .map_err(|e| VcpuError::Spawn(index, e))?;
         Ok(VcpuHandle {
@@ -261,7 +265,7 @@ impl Vcpu {
 
     /// Runs the guest until it resets, powers off or fails (`Some`), or
     /// until `stop` is set (`None`).
-    fn run_loop(mut self, bus: &PioBus, stop: &AtomicBool) -> Option<VmExit> {
+    fn run_loop(&mut self, bus: &PioBus, stop: &AtomicBool) -> Option<VmExit> {
         let index = self.index;
         KVM_RUN.with(|r| r.set(self.fd.get_kvm_run()));
         let exit = loop {
@@ -318,7 +322,9 @@ impl Vcpu {
 #[derive(Debug)]
 pub struct VcpuHandle {
     index: u32,
-    thread: JoinHandle<()>,
+    /// Ends with the vCPU's state when the stop flag ended it, or `None`
+    /// when it reported a [`VmExit`] itself.
+    thread: JoinHandle<Option<Result<VcpuState, String>>>,
     stop: Arc<AtomicBool>,
 }
 
@@ -333,15 +339,20 @@ impl VcpuHandle {
 
     /// Stops the vCPU thread and waits for it to end. The stop flag is
     /// shared by all vCPUs of the VM, so stopping one asks them all.
-    pub fn stop(self) {
+    ///
+    /// Returns where the guest was when it stopped (registers, events,
+    /// LAPIC), or why that could not be read; `None` when the vCPU had
+    /// already ended the VM itself, whose report carries its state.
+    pub fn stop(self) -> Option<Result<VcpuState, String>> {
         self.stop.store(true, Ordering::Release);
         while !self.thread.is_finished() {
             // An error means the thread is already gone.
             let _ = self.thread.kill(kick_signal());
             thread::sleep(KICK_INTERVAL);
         }
-        if self.thread.join().is_err() {
-            log::error!("vcpu{}: the thread panicked", self.index);
+        match self.thread.join() {
+            Ok(state) => state,
+            Err(_) => Some(Err("the vCPU thread panicked".into())),
         }
     }
 }
