@@ -3,9 +3,10 @@
 //!
 //! This one file is the single source of truth. `critmem.ko` compiles it as a
 //! module (`#[path]`), and the userspace crates compile it through the
-//! `critmem-abi` crate. It therefore depends on nothing but `core`, and every
-//! struct is `#[repr(C)]` with no implicit padding, so its layout is
-//! identical on both sides.
+//! `critmem-abi` crate (`lib.rs`). It therefore depends on nothing but
+//! `core`, uses no `cfg(feature)`, and every struct is `#[repr(C)]` with no
+//! implicit padding, so its layout is identical on both sides. Userspace
+//! helpers belong in the crate's `std` modules, never here.
 //!
 //! Versioning: the structs only ever grow at the end through their reserved
 //! words, and [`ABI_VERSION`] is bumped when a field's meaning changes.
