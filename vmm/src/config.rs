@@ -6,6 +6,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use critmem_abi::units;
+
 use crate::arch::x86_64::layout;
 use crate::memory::hugetlb::HugePageSize;
 
@@ -30,12 +32,6 @@ pub const MAX_CPUS: u32 = 254;
 /// Errors of configuration parsing and validation.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ConfigError {
-    /// A size string is empty, not a number, or has an unknown suffix.
-    #[error("invalid size '{0}': expected a number with an optional K, M, G or T suffix (e.g. 512M, 2G)")]
-    InvalidSize(String),
-    /// A size string overflows 64 bits.
-    #[error("size '{0}' is too large")]
-    SizeOverflow(String),
     /// `--memory 0`.
     #[error("--memory must be greater than 0")]
     ZeroMemory,
@@ -143,7 +139,7 @@ impl VmConfig {
 
     /// Checks the rules that need no host information.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let mem = format_size(self.memory);
+        let mem = units::format(self.memory);
         if self.memory == 0 {
             return Err(ConfigError::ZeroMemory);
         }
@@ -172,49 +168,12 @@ impl VmConfig {
     pub fn validate_host_memory(&self, host_total: u64) -> Result<(), ConfigError> {
         if self.memory > host_total {
             return Err(ConfigError::MemoryExceedsHost {
-                requested: format_size(self.memory),
+                requested: units::format(self.memory),
                 host: format!("{} MiB", host_total >> 20),
             });
         }
         Ok(())
     }
-}
-
-/// Parses a size such as `4096`, `64K`, `512M`, `2G`, `1T` (binary units,
-/// case-insensitive, an optional trailing `B` or `iB` accepted).
-pub fn parse_size(s: &str) -> Result<u64, ConfigError> {
-    let t = s.trim();
-    let upper = t.to_ascii_uppercase();
-    let body = upper
-        .strip_suffix("IB")
-        .or_else(|| upper.strip_suffix('B'))
-        .unwrap_or(&upper);
-    let (digits, shift) = match body.chars().last() {
-        Some('K') => (&body[..body.len() - 1], 10),
-        Some('M') => (&body[..body.len() - 1], 20),
-        Some('G') => (&body[..body.len() - 1], 30),
-        Some('T') => (&body[..body.len() - 1], 40),
-        _ => (body, 0),
-    };
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(ConfigError::InvalidSize(s.to_string()));
-    }
-    let n: u64 = digits
-        .parse()
-        .map_err(|_| ConfigError::SizeOverflow(s.to_string()))?;
-    n.checked_mul(1u64 << shift)
-        .ok_or_else(|| ConfigError::SizeOverflow(s.to_string()))
-}
-
-/// Formats a byte count in the largest binary unit that divides it exactly
-/// (`2G`, `1536M`, `4K`, `123`).
-pub fn format_size(bytes: u64) -> String {
-    for (shift, unit) in [(40, "T"), (30, "G"), (20, "M"), (10, "K")] {
-        if bytes != 0 && bytes & ((1u64 << shift) - 1) == 0 {
-            return format!("{}{}", bytes >> shift, unit);
-        }
-    }
-    format!("{bytes}")
 }
 
 /// Total host RAM in bytes, from `MemTotal` in `/proc/meminfo`.
@@ -237,46 +196,6 @@ fn parse_meminfo_total(text: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sizes_parse_with_suffixes() {
-        assert_eq!(parse_size("4096"), Ok(4096));
-        assert_eq!(parse_size("64K"), Ok(64 << 10));
-        assert_eq!(parse_size("512M"), Ok(512 << 20));
-        assert_eq!(parse_size("512m"), Ok(512 << 20));
-        assert_eq!(parse_size("2G"), Ok(2 << 30));
-        assert_eq!(parse_size("2GiB"), Ok(2 << 30));
-        assert_eq!(parse_size("1GB"), Ok(1 << 30));
-        assert_eq!(parse_size("1T"), Ok(1 << 40));
-        assert_eq!(parse_size("0"), Ok(0));
-    }
-
-    #[test]
-    fn bad_sizes_are_rejected() {
-        for s in ["", "M", "12Q", "-1G", "1.5G", "0x100"] {
-            assert!(
-                matches!(parse_size(s), Err(ConfigError::InvalidSize(_))),
-                "{s}"
-            );
-        }
-        assert!(matches!(
-            parse_size("99999999999999999999"),
-            Err(ConfigError::SizeOverflow(_))
-        ));
-        assert!(matches!(
-            parse_size("17179869184G"),
-            Err(ConfigError::SizeOverflow(_))
-        ));
-    }
-
-    #[test]
-    fn sizes_format_in_the_largest_exact_unit() {
-        assert_eq!(format_size(2 << 30), "2G");
-        assert_eq!(format_size(1536 << 20), "1536M");
-        assert_eq!(format_size(4096), "4K");
-        assert_eq!(format_size(100), "100");
-        assert_eq!(format_size(0), "0");
-    }
 
     #[test]
     fn validation_rules() {

@@ -12,6 +12,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
+use critmem_abi::units;
 use vmm::config::{self, MemorySpec, VmConfig};
 use vmm::memory::hugetlb::HugePageSize;
 use vmm::vstate::exit::{signal_name, VmExit, STATUS_VMM_ERROR};
@@ -69,7 +70,7 @@ struct Cli {
 }
 
 fn parse_size(s: &str) -> Result<u64, String> {
-    config::parse_size(s).map_err(|e| e.to_string())
+    units::parse(s, "size").map_err(|e| e.to_string())
 }
 
 impl Cli {

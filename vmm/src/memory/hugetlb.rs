@@ -27,6 +27,8 @@ use std::io;
 use std::path::PathBuf;
 use std::str::FromStr;
 
+use critmem_abi::units;
+
 use super::HostMapping;
 use crate::arch::x86_64::layout::{SIZE_1G, SIZE_2M};
 
@@ -92,10 +94,10 @@ impl fmt::Display for HugePageSize {
 impl FromStr for HugePageSize {
     type Err = String;
 
-    /// Accepts `2M`, `2MB`, `2MiB`, `2048K`, `1G`, `1GB`, `1GiB`
-    /// (case-insensitive).
+    /// Accepts any size of the kernel's grammar ([`units`]) that is 2 MiB
+    /// or 1 GiB: `2M`, `2048K`, `0x200000`, `1G`, `1g`, `1024M`.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match crate::config::parse_size(s) {
+        match units::parse(s, "huge page size") {
             Ok(SIZE_2M) => Ok(HugePageSize::Size2M),
             Ok(SIZE_1G) => Ok(HugePageSize::Size1G),
             _ => Err(format!("invalid huge page size '{s}': expected 2M or 1G")),
@@ -270,13 +272,13 @@ mod tests {
 
     #[test]
     fn page_sizes_parse() {
-        for s in ["2M", "2m", "2MB", "2MiB", "2048K"] {
+        for s in ["2M", "2m", "2048K", "0x200000"] {
             assert_eq!(s.parse(), Ok(HugePageSize::Size2M), "{s}");
         }
-        for s in ["1G", "1g", "1GiB", "1024M"] {
+        for s in ["1G", "1g", "1024M"] {
             assert_eq!(s.parse(), Ok(HugePageSize::Size1G), "{s}");
         }
-        for s in ["4K", "4M", "2G", "", "huge"] {
+        for s in ["4K", "4M", "2G", "", "huge", "2MiB", "1GB"] {
             assert!(s.parse::<HugePageSize>().is_err(), "{s}");
         }
         assert_eq!(HugePageSize::Size1G.to_string(), "1G");

@@ -15,8 +15,8 @@ pub mod hugetlb;
 pub mod prefault;
 
 use std::fmt;
-use std::fs::File;
 
+use critmem_abi::client::Device;
 use kvm_bindings::kvm_userspace_memory_region;
 use kvm_ioctls::VmFd;
 use vm_memory::{GuestAddress, GuestMemoryMmap, GuestRegionMmap, MmapRegion};
@@ -166,7 +166,7 @@ pub struct GuestRam {
     backing: Backing,
     /// The critmem device file, which owns the slice: kept open while the
     /// VM lives. `None` for anonymous memory.
-    _device: Option<File>,
+    _device: Option<Device>,
     mapping: HostMapping,
 }
 
@@ -203,7 +203,7 @@ impl GuestRam {
         mapping: HostMapping,
         size: u64,
         backing: Backing,
-        device: Option<File>,
+        device: Option<Device>,
     ) -> Result<Self, MemoryError> {
         let size = size.min(mapping.len() as u64);
         let ranges = layout::ram_ranges(size);
