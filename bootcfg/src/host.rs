@@ -6,12 +6,11 @@
 //! that the other modules need: `/proc/meminfo`, `/sys/firmware/memmap`,
 //! `/proc/iomem`, `/proc/cmdline` and critmem's own `/proc/critmem`.
 
-use std::collections::BTreeMap;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use critmem_abi::map_keys;
+use critmem_abi::map_file::{self, MapFile, MapFileError};
 use thiserror::Error;
 
 /// Why the system's files could not be read or understood.
@@ -45,6 +44,15 @@ pub enum HostError {
         line: String,
         /// What was wrong.
         reason: &'static str,
+    },
+    /// `/proc/critmem` is not what critmem.ko writes.
+    #[error("{path}: {source}")]
+    MapFile {
+        /// The file, as seen on this machine.
+        path: PathBuf,
+        /// What was wrong.
+        #[source]
+        source: MapFileError,
     },
 }
 
@@ -314,59 +322,19 @@ pub fn os_release(root: &Root) -> Result<Option<String>, HostError> {
         .map(|s| s.trim().to_string()))
 }
 
-/// The live pool as published by critmem.ko in `/proc/critmem`.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct LivePool {
-    /// `reserve_mem` or `memmap`.
-    pub source: String,
-    /// Physical address of the first byte.
-    pub start: u64,
-    /// Size in bytes.
-    pub size: u64,
-    /// Alignment of the start, in bytes.
-    pub align: u64,
-    /// Bytes owned by no slice.
-    pub free: u64,
-    /// Number of live slices.
-    pub slices: u64,
-}
-
-/// Reads and parses `/proc/critmem`; `Ok(None)` when it does not exist (the
-/// module is not loaded).
-pub fn live_pool(root: &Root) -> Result<Option<LivePool>, HostError> {
+/// Reads and parses `/proc/critmem`, the live pool as critmem.ko publishes
+/// it; `Ok(None)` when it does not exist (the module is not loaded).
+pub fn live_pool(root: &Root) -> Result<Option<MapFile>, HostError> {
     let path = critmem_abi::MAP_FILE_PATH;
     let Some(text) = root.read(path)? else {
         return Ok(None);
     };
-    let mut kv = BTreeMap::new();
-    for line in text.lines() {
-        if let Some((k, v)) = line.split_once('=') {
-            if k != map_keys::SLICE {
-                kv.insert(k.trim().to_string(), v.trim().to_string());
-            }
-        }
-    }
-    let num = |key: &'static str, hexa: bool| -> Result<u64, HostError> {
-        let v = kv.get(key).ok_or_else(|| HostError::Parse {
+    map_file::parse(&text)
+        .map(Some)
+        .map_err(|source| HostError::MapFile {
             path: root.path(path),
-            line: key.to_string(),
-            reason: "key missing",
-        })?;
-        let parsed = if hexa { parse_hex(v) } else { v.parse().ok() };
-        parsed.ok_or_else(|| HostError::Parse {
-            path: root.path(path),
-            line: format!("{key}={v}"),
-            reason: "not a number",
+            source,
         })
-    };
-    Ok(Some(LivePool {
-        source: kv.get(map_keys::SOURCE).cloned().unwrap_or_default(),
-        start: num(map_keys::START, true)?,
-        size: num(map_keys::SIZE, false)?,
-        align: num(map_keys::ALIGN, false).unwrap_or(0),
-        free: num(map_keys::FREE, false).unwrap_or(0),
-        slices: num(map_keys::SLICES, false).unwrap_or(0),
-    }))
 }
 
 #[cfg(test)]
@@ -413,24 +381,13 @@ mod tests {
     }
 
     #[test]
-    fn parses_proc_critmem() {
+    fn a_malformed_proc_critmem_names_the_file() {
         let (dir, root) = tmp_root("critmem");
-        fs::write(
-            dir.join("proc/critmem"),
-            "version=1\nsource=memmap\nstart=0x40000000\nend_inclusive=0x4fffffff\nsize=268435456\nalign=1073741824\nfree=0\nfree_zeroed=0\nslices=1\nslice=id=1 start=0x40000000 end_inclusive=0x4fffffff size=268435456 pid=7 state=live\n",
-        )
-        .unwrap();
-        let pool = live_pool(&root).unwrap().unwrap();
+        fs::write(dir.join("proc/critmem"), "version=1\n").unwrap();
+        let e = live_pool(&root).unwrap_err();
         assert_eq!(
-            pool,
-            LivePool {
-                source: "memmap".into(),
-                start: 0x4000_0000,
-                size: 256 << 20,
-                align: 1 << 30,
-                free: 0,
-                slices: 1
-            }
+            e.to_string(),
+            format!("{}: no 'source=' line", dir.join("proc/critmem").display())
         );
         fs::remove_dir_all(dir).unwrap();
     }

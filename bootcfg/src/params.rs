@@ -9,7 +9,9 @@
 //!   module where it is (modprobe applies `critmem.*` from the command line).
 //!   Module parameters are plain integers, so they are written in hex.
 
-use crate::units::{hex, kernel_size, parse_bytes};
+use critmem_abi::units;
+
+use crate::units::hex;
 
 /// Where the pool comes from, with its figures, already validated.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -51,12 +53,12 @@ impl PoolSpec {
         match *self {
             PoolSpec::Reserve { size, align } => vec![format!(
                 "reserve_mem={}:{}:{}",
-                kernel_size(size),
-                kernel_size(align),
+                units::format(size),
+                units::format(align),
                 critmem_abi::RESERVE_MEM_LABEL
             )],
             PoolSpec::Memmap { size, base } => vec![
-                format!("memmap={}${}", kernel_size(size), hex(base)),
+                format!("memmap={}${}", units::format(size), hex(base)),
                 format!("critmem.base={}", hex(base)),
                 format!("critmem.size={}", hex(size)),
             ],
@@ -77,7 +79,7 @@ impl PoolSpec {
 
     /// One line for people: `reserve_mem mode, 16 GiB aligned to 1 GiB`.
     pub fn describe(&self) -> String {
-        use crate::units::human;
+        use critmem_abi::units::human;
         match *self {
             PoolSpec::Reserve { size, align } => {
                 format!(
@@ -119,13 +121,13 @@ pub fn critmem_words(cmdline: &str) -> Vec<String> {
     let base = words
         .iter()
         .find_map(|w| w.strip_prefix("critmem.base="))
-        .and_then(|b| parse_bytes(b, "base address").ok());
+        .and_then(|b| units::parse(b, "base address").ok());
     words
         .iter()
         .filter(|w| {
             is_own_word(w)
                 || (w.strip_prefix("memmap=").and_then(|v| v.split_once('$')))
-                    .and_then(|(_, b)| parse_bytes(b, "base address").ok())
+                    .and_then(|(_, b)| units::parse(b, "base address").ok())
                     .is_some_and(|b| Some(b) == base)
         })
         .map(|w| w.to_string())
@@ -138,16 +140,16 @@ pub fn pool_from_words(words: &[String]) -> Option<PoolSpec> {
     for w in words {
         if let Some(v) = w.strip_prefix("reserve_mem=") {
             let mut it = v.split(':');
-            let size = parse_bytes(it.next()?, "size").ok()?;
-            let align = parse_bytes(it.next()?, "alignment").ok()?;
+            let size = units::parse(it.next()?, "size").ok()?;
+            let align = units::parse(it.next()?, "alignment").ok()?;
             return Some(PoolSpec::Reserve { size, align });
         }
     }
     for w in words {
         if let Some((s, b)) = w.strip_prefix("memmap=").and_then(|v| v.split_once('$')) {
             return Some(PoolSpec::Memmap {
-                size: parse_bytes(s, "size").ok()?,
-                base: parse_bytes(b, "base address").ok()?,
+                size: units::parse(s, "size").ok()?,
+                base: units::parse(b, "base address").ok()?,
             });
         }
     }
@@ -171,7 +173,7 @@ pub fn edit_cmdline(cmdline: &str, also_remove: &[String], add: &[String]) -> St
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::units::{GIB, MIB};
+    use critmem_abi::units::{GIB, MIB};
 
     #[test]
     fn reserve_params() {

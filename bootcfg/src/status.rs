@@ -3,15 +3,17 @@
 
 use std::fmt::Write as _;
 
+use critmem_abi::map_file::MapFile;
+use critmem_abi::units::human;
 use thiserror::Error;
 
 use crate::files::{self, GRUB_DROPIN, KERNEL_CMDLINE};
-use crate::host::{self, HostError, LivePool, Root};
+use crate::host::{self, HostError, Root};
 use crate::layout::Flavour;
 use crate::params::{self, PoolSpec};
 use crate::plan::{self, flavour_word, PlanError};
 use crate::state::STATE_PATH;
-use crate::units::{hex, human};
+use crate::units::hex;
 
 /// Why the status could not be worked out.
 #[derive(Debug, Error)]
@@ -25,7 +27,7 @@ pub enum StatusError {
 }
 
 /// Whether the live pool is what `booted` asked the kernel for.
-pub fn pool_matches(booted: &PoolSpec, live: &LivePool) -> Result<(), String> {
+pub fn pool_matches(booted: &PoolSpec, live: &MapFile) -> Result<(), String> {
     match *booted {
         PoolSpec::Reserve { size, align } => {
             if live.source != "reserve_mem" {
@@ -153,11 +155,11 @@ pub fn status(root: &Root) -> Result<String, StatusError> {
                 "live pool (/proc/critmem): source={} start={} end_inclusive={} size={} align={} free={} slices={}",
                 pool.source,
                 hex(pool.start),
-                hex(pool.start + pool.size.max(1) - 1),
+                hex(pool.end_inclusive),
                 human(pool.size),
                 human(pool.align),
                 human(pool.free),
-                pool.slices
+                pool.slice_count
             );
             if let Some(spec) = booted.as_deref().and_then(params::pool_from_words) {
                 match pool_matches(&spec, &pool) {

@@ -23,11 +23,12 @@
 //!   the whole range lies inside one System RAM range of the firmware map
 //!   (`/sys/firmware/memmap`) or, without it, of `/proc/iomem`.
 
+use critmem_abi::units::{self, human, SizeError, GIB, KIB, MIB};
 use thiserror::Error;
 
 use crate::host::{self, HostError, Root};
 use crate::params::{self, PoolSpec};
-use crate::units::{hex, human, parse_bytes, SizeError, GIB, KIB, MIB};
+use crate::units::hex;
 
 /// Smallest amount of RAM the host always keeps, whatever its size.
 pub const HOST_MIN_BYTES: u64 = 2 * GIB;
@@ -172,7 +173,7 @@ pub fn machine_ram(root: &Root) -> Result<u64, HostError> {
 /// Checks a request against the rules in the module docs and the machine
 /// under `root`.
 pub fn validate(req: &PoolRequest, root: &Root) -> Result<PoolSpec, ValidateError> {
-    let size = parse_bytes(&req.size, "size").map_err(ValidateError::Size)?;
+    let size = units::parse(&req.size, "size").map_err(ValidateError::Size)?;
     if size == 0 {
         return Err(ValidateError::ZeroSize);
     }
@@ -190,7 +191,7 @@ pub fn validate(req: &PoolRequest, root: &Root) -> Result<PoolSpec, ValidateErro
                 None if size >= GIB => GIB,
                 None => 2 * MIB,
                 Some(text) => {
-                    let a = parse_bytes(text, "alignment").map_err(ValidateError::Align)?;
+                    let a = units::parse(text, "alignment").map_err(ValidateError::Align)?;
                     if !a.is_power_of_two() {
                         return Err(ValidateError::AlignNotPowerOfTwo {
                             align: text.clone(),
@@ -211,7 +212,7 @@ pub fn validate(req: &PoolRequest, root: &Root) -> Result<PoolSpec, ValidateErro
                 return Err(ValidateError::AlignWithMemmap);
             }
             let text = req.base.as_ref().ok_or(ValidateError::BaseRequired)?;
-            let base = parse_bytes(text, "base address").map_err(ValidateError::Base)?;
+            let base = units::parse(text, "base address").map_err(ValidateError::Base)?;
             if base % PAGE != 0 {
                 return Err(ValidateError::BaseNotAligned { base: text.clone() });
             }
