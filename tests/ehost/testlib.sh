@@ -44,9 +44,11 @@ critmem_load() {
     insmod "$CRITMEM_KO" "$@" || fail "insmod critmem.ko $*: $(dmesg | grep critmem | tail -n 3)"
 }
 
-# critmem_key KEY: the value of KEY in /proc/critmem.
+# critmem_key KEY: the value of KEY in /proc/critmem, as the kernel writes
+# it; empty, with the reason on stderr, when the file is missing or
+# malformed. Read by the one parser of the file (cmtool map-file).
 critmem_key() {
-    sed -n "s/^$1=//p" /proc/critmem | head -n 1
+    cmtool map-file "$1"
 }
 
 # hex VALUE: prints VALUE (decimal or 0x-hex) as 0x-hex.
@@ -77,6 +79,5 @@ random_u32() { echo "0x$(od -An -N4 -tx4 /dev/urandom | tr -d ' ')"; }
 # slice_of PID KEY: KEY (start, end_inclusive, size, id, state) of the live
 # slice owned by PID in /proc/critmem; empty when PID owns none.
 slice_of() {
-    grep "^slice=.* pid=$1 " /proc/critmem | head -n 1 | sed 's/^slice=//' |
-        tr ' ' '\n' | sed -n "s/^$2=//p"
+    cmtool map-file --slice-of "$1" "$2"
 }

@@ -19,11 +19,13 @@
 //! mapping alive.
 
 use crate::args::num;
+use crate::describe;
 use crate::pattern::Pattern;
-use critmem_abi::{AllocRequest, PoolInfo, CRITMEM_IOC_ALLOC, CRITMEM_IOC_INFO, DEVICE_PATH};
-use std::fs::{File, OpenOptions};
+use critmem_abi::client::{ClientError, Device, MapOptions, Mapping, Placement};
+use critmem_abi::{AllocRequest, PoolInfo, DEVICE_PATH};
 use std::io::{self, Write};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd};
+use std::path::Path;
 
 const PAGE: u64 = 4096;
 
@@ -149,8 +151,8 @@ pub struct IoctlArgs {
 }
 
 /// Reports a failed step: fine if `expect` names its errno.
-fn failed(expect: Option<&str>, what: &str, e: io::Error) -> Result<(), String> {
-    let name = errno_name(&e);
+fn failed(expect: Option<&str>, what: &str, e: &io::Error) -> Result<(), String> {
+    let name = errno_name(e);
     println!("error={name}");
     match expect {
         Some(want) if want == name => {
@@ -162,112 +164,64 @@ fn failed(expect: Option<&str>, what: &str, e: io::Error) -> Result<(), String> 
     }
 }
 
-pub(crate) fn open_dev(readonly: bool) -> Result<File, String> {
-    OpenOptions::new()
-        .read(true)
-        .write(!readonly)
-        .open(DEVICE_PATH)
-        .map_err(|e| format!("open {DEVICE_PATH}: {e}"))
+/// Reports a failed client call: fine if `expect` names its errno.
+fn client_failed(expect: Option<&str>, e: &ClientError) -> Result<(), String> {
+    match e.os_error() {
+        Some(os) => failed(expect, &e.to_string(), os),
+        None => Err(e.to_string()),
+    }
 }
 
-pub(crate) fn ioctl_alloc(f: &File, size: u64, align: u64) -> io::Result<AllocRequest> {
-    let mut req = AllocRequest {
-        size,
-        align,
-        ..Default::default()
+/// Opens `/dev/critmem`.
+pub(crate) fn open_device(read_only: bool) -> Result<Device, String> {
+    let path = Path::new(DEVICE_PATH);
+    if read_only {
+        Device::open_read_only(path)
+    } else {
+        Device::open(path)
+    }
+    .map_err(describe)
+}
+
+/// Maps the whole slice of `size` bytes `va_offset` past a `va_align`
+/// boundary.
+pub(crate) fn map_at(
+    device: &Device,
+    size: u64,
+    va_align: u64,
+    va_offset: u64,
+) -> Result<Mapping, String> {
+    let options = MapOptions {
+        placement: Placement::Aligned {
+            align: va_align,
+            offset: va_offset,
+        },
+        ..MapOptions::slice(size)
     };
-    // SAFETY: `req` is a valid AllocRequest the kernel reads and writes.
-    let r = unsafe { libc::ioctl(f.as_raw_fd(), CRITMEM_IOC_ALLOC as _, &mut req) };
-    if r < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(req)
+    device.map(&options).map_err(describe)
 }
 
-fn ioctl_info(f: &File) -> io::Result<PoolInfo> {
-    let mut info = PoolInfo::default();
-    // SAFETY: `info` is a valid PoolInfo the kernel writes.
-    let r = unsafe { libc::ioctl(f.as_raw_fd(), CRITMEM_IOC_INFO as _, &mut info) };
-    if r < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(info)
-}
-
-/// A live mapping, unmapped on drop.
-pub(crate) struct Mapping {
-    pub(crate) ptr: *mut u64,
-    len: u64,
-}
-
-impl Mapping {
-    /// Maps `len` bytes of `f` at `off`; `at` asks for a fixed address.
-    fn new(
-        f: &File,
-        len: u64,
-        off: u64,
-        private: bool,
-        readonly: bool,
-        at: Option<u64>,
-    ) -> io::Result<Self> {
-        let prot = if readonly {
-            libc::PROT_READ
-        } else {
-            libc::PROT_READ | libc::PROT_WRITE
-        };
-        let mut flags = if private {
-            libc::MAP_PRIVATE
-        } else {
-            libc::MAP_SHARED
-        };
-        if at.is_some() {
-            flags |= libc::MAP_FIXED;
-        }
-        // SAFETY: A new mapping of our own file; with MAP_FIXED the address
-        // lies in a PROT_NONE reservation we own (see `touch`).
-        let p = unsafe {
-            libc::mmap(
-                at.unwrap_or(0) as *mut libc::c_void,
-                len as usize,
-                prot,
-                flags,
-                f.as_raw_fd(),
-                off as libc::off_t,
-            )
-        };
-        if p == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(Self { ptr: p.cast(), len })
-    }
-
-    fn words(&mut self) -> &mut [u64] {
-        // SAFETY: The mapping is live, `len` bytes long and page aligned, and
-        // nothing else in this process aliases it as a Rust reference.
-        unsafe { std::slice::from_raw_parts_mut(self.ptr, (self.len / 8) as usize) }
-    }
-}
-
-impl Drop for Mapping {
-    fn drop(&mut self) {
-        // SAFETY: Unmaps exactly the mapping we made.
-        unsafe { libc::munmap(self.ptr.cast(), self.len as usize) };
-    }
+/// The mapping as 64-bit words.
+fn words(map: &mut Mapping) -> &mut [u64] {
+    // SAFETY: the mapping is live, readable and writable (the callers map
+    // it so), `size` bytes long and page aligned, and nothing else in this
+    // process aliases it as a Rust reference while the `&mut` borrow lasts.
+    unsafe { std::slice::from_raw_parts_mut(map.as_ptr().cast(), (map.size() / 8) as usize) }
 }
 
 /// `--verify-zero` and `--pattern` on a mapping.
 fn use_mapping(args: &UseArgs, map: &mut Mapping) -> Result<(), String> {
     if args.verify_zero {
-        if let Some(bad) = Pattern::Byte(0).first_mismatch(map.words(), 0) {
+        if let Some(bad) = Pattern::Byte(0).first_mismatch(words(map), 0) {
             println!("zero=0 first_nonzero_offset={bad:#x}");
             return Err("slice does not read zero".into());
         }
-        println!("zero=1 checked={}", map.len);
+        println!("zero=1 checked={}", map.size());
     }
     if let Some(p) = &args.pattern {
         let p = Pattern::parse(p)?;
-        p.fill(map.words(), 0);
-        if p.first_mismatch(map.words(), 0).is_some() {
+        p.fill(words(map), 0);
+        if p.first_mismatch(words(map), 0).is_some() {
             return Err("pattern did not stick".into());
         }
         println!("pattern_written=1");
@@ -309,30 +263,34 @@ fn print_alloc(req: &AllocRequest) {
 
 /// `info`.
 pub fn info() -> Result<(), String> {
-    let f = open_dev(true)?;
-    print_info(&ioctl_info(&f).map_err(|e| format!("INFO: {e}"))?);
+    let device = open_device(true)?;
+    print_info(&device.info().map_err(describe)?);
     Ok(())
 }
 
 /// `alloc`.
 pub fn alloc(args: &AllocArgs) -> Result<(), String> {
-    let f = open_dev(false)?;
+    let device = open_device(false)?;
     let t0 = std::time::Instant::now();
-    let req = match ioctl_alloc(&f, args.size, args.align) {
+    let req = match device.alloc(args.size, args.align) {
         Ok(r) => r,
-        Err(e) => return failed(args.expect.as_deref(), "ALLOC", e),
+        Err(e) => return client_failed(args.expect.as_deref(), &e),
     };
     println!("alloc_us={}", t0.elapsed().as_micros());
     print_alloc(&req);
     if let Some(again) = args.again {
-        match ioctl_alloc(&f, again, 0) {
+        match device.alloc(again, 0) {
             Ok(_) => return Err("second ALLOC on the same file succeeded".into()),
-            Err(e) => println!("again_error={}", errno_name(&e)),
+            Err(e) => println!(
+                "again_error={}",
+                e.os_error().map(errno_name).unwrap_or_default()
+            ),
         }
     }
     let _map = if args.map || args.usage.verify_zero || args.usage.pattern.is_some() {
-        let mut map = Mapping::new(&f, req.phys_size, 0, false, false, None)
-            .map_err(|e| format!("mmap: {e}"))?;
+        let mut map = device
+            .map(&MapOptions::slice(req.phys_size))
+            .map_err(describe)?;
         use_mapping(&args.usage, &mut map)?;
         Some(map)
     } else {
@@ -345,24 +303,22 @@ pub fn alloc(args: &AllocArgs) -> Result<(), String> {
 
 /// `mmap`.
 pub fn mmap(args: &MmapArgs) -> Result<(), String> {
-    let f = open_dev(args.readonly)?;
+    let device = open_device(args.readonly)?;
     if let Some(n) = args.alloc {
-        let req = ioctl_alloc(&f, n, args.align).map_err(|e| format!("ALLOC: {e}"))?;
-        print_alloc(&req);
+        print_alloc(&device.alloc(n, args.align).map_err(describe)?);
     }
-    let mut map = match Mapping::new(
-        &f,
-        args.size,
-        args.offset,
-        args.private,
-        args.readonly,
-        None,
-    ) {
+    let options = MapOptions {
+        file_offset: args.offset,
+        private: args.private,
+        read_only: args.readonly,
+        ..MapOptions::slice(args.size)
+    };
+    let mut map = match device.map(&options) {
         Ok(m) => m,
-        Err(e) => return failed(args.expect.as_deref(), "mmap", e),
+        Err(e) => return client_failed(args.expect.as_deref(), &e),
     };
     println!("mapped=1");
-    let info = ioctl_info(&f).map_err(|e| format!("INFO: {e}"))?;
+    let info = device.info().map_err(describe)?;
     println!("slice_id={}", info.slice_id);
     println!("slice_start={:#x}", info.slice_start);
     println!("slice_size={}", info.slice_size);
@@ -387,65 +343,34 @@ pub(crate) fn minflt() -> i64 {
 /// `touch`.
 pub fn touch(args: &TouchArgs) -> Result<(), String> {
     let size = args.size;
-    let f = open_dev(false)?;
+    let device = open_device(false)?;
     if !args.no_alloc {
-        let req = ioctl_alloc(&f, size, args.align).map_err(|e| format!("ALLOC: {e}"))?;
-        print_alloc(&req);
+        print_alloc(&device.alloc(size, args.align).map_err(describe)?);
     }
     let map = if args.natural {
         // Let the kernel (critmem's get_unmapped_area) pick the address.
-        Mapping::new(&f, size, 0, false, false, None).map_err(|e| format!("mmap: {e}"))?
+        device.map(&MapOptions::slice(size)).map_err(describe)?
     } else {
-        reserve_and_map(&f, size, args.va_align, args.va_offset)?
+        map_at(&device, size, args.va_align, args.va_offset)?
     };
-    let va = map.ptr as u64;
-    touch_pages(&f, &map, size, args.write)
-        .inspect(|_| println!("va_1g_aligned={}", u8::from(va.is_multiple_of(1 << 30))))
-}
-
-/// Reserves `span` bytes of address space (PROT_NONE, never freed: the
-/// process is short-lived) and returns its start.
-pub(crate) fn reserve_va(span: u64) -> Result<u64, String> {
-    // SAFETY: A fresh PROT_NONE anonymous reservation.
-    let res = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            span as usize,
-            libc::PROT_NONE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
-            -1,
-            0,
-        )
-    };
-    if res == libc::MAP_FAILED {
-        return Err(format!("reserve VA: {}", io::Error::last_os_error()));
-    }
-    Ok(res as u64)
-}
-
-/// Reserves room, then maps `f` at `va_off` past a `va_align` boundary in it.
-pub(crate) fn reserve_and_map(
-    f: &File,
-    size: u64,
-    va_align: u64,
-    va_off: u64,
-) -> Result<Mapping, String> {
-    let res = reserve_va(size + 2 * va_align + va_off)?;
-    let va = res.div_ceil(va_align) * va_align + va_off;
-    Mapping::new(f, size, 0, false, false, Some(va)).map_err(|e| format!("mmap: {e}"))
+    touch_pages(&device, &map, args.write)
+        .inspect(|_| println!("va_1g_aligned={}", u8::from(map.addr().is_multiple_of(1 << 30))))
 }
 
 /// Touches every 4 KiB page of `map` and prints the minor faults taken.
-fn touch_pages(f: &File, map: &Mapping, size: u64, write: bool) -> Result<(), String> {
-    let info = ioctl_info(f).map_err(|e| format!("INFO: {e}"))?;
-    println!("va={:#x}", map.ptr as u64);
+fn touch_pages(device: &Device, map: &Mapping, write: bool) -> Result<(), String> {
+    let info = device.info().map_err(describe)?;
+    println!("va={:#x}", map.addr());
     println!("pa={:#x}", info.slice_start);
+    let pages = map.size() / PAGE;
+    let first_word = map.as_ptr().cast::<u64>();
     let before = minflt();
     let mut sum = 0u64;
-    for i in 0..size / PAGE {
-        // SAFETY: Inside the live mapping.
+    for i in 0..pages {
+        // SAFETY: the first word of page `i` lies inside the live mapping,
+        // which the callers map readable and writable.
         unsafe {
-            let p = map.ptr.add((i * PAGE / 8) as usize);
+            let p = first_word.add((i * PAGE / 8) as usize);
             if write {
                 p.write_volatile(i);
             } else {
@@ -454,7 +379,7 @@ fn touch_pages(f: &File, map: &Mapping, size: u64, write: bool) -> Result<(), St
         }
     }
     let after = minflt();
-    println!("pages={}", size / PAGE);
+    println!("pages={pages}");
     println!("minflt={}", after - before);
     println!("checksum={sum}");
     Ok(())
@@ -462,13 +387,13 @@ fn touch_pages(f: &File, map: &Mapping, size: u64, write: bool) -> Result<(), St
 
 /// `ioctl`.
 pub fn ioctl(args: &IoctlArgs) -> Result<(), String> {
-    let cmd = args.cmd;
-    let f = open_dev(false)?;
+    let device = open_device(false)?;
     let mut buf = [0u64; 32];
-    // SAFETY: `buf` is larger than any critmem argument.
-    let r = unsafe { libc::ioctl(f.as_raw_fd(), cmd as _, buf.as_mut_ptr()) };
+    // SAFETY: `buf` is larger than any critmem argument, so whatever the
+    // command reads or writes stays inside it.
+    let r = unsafe { libc::ioctl(device.as_fd().as_raw_fd(), args.cmd as _, buf.as_mut_ptr()) };
     if r < 0 {
-        return failed(args.expect.as_deref(), "ioctl", io::Error::last_os_error());
+        return failed(args.expect.as_deref(), "ioctl", &io::Error::last_os_error());
     }
     println!("result={r}");
     Ok(())

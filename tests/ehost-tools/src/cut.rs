@@ -36,7 +36,9 @@
 //! taken by the read-back: refaults after a move) and `data_intact=1`.
 
 use crate::args::num;
-use crate::critmem_dev::{errno_name, ioctl_alloc, minflt, open_dev, reserve_and_map, reserve_va};
+use crate::critmem_dev::{errno_name, map_at, minflt, open_device};
+use crate::describe;
+use critmem_abi::client::reserve_address_space;
 use std::io;
 
 const PAGE: u64 = 4096;
@@ -111,10 +113,10 @@ pub fn run(args: &CutArgs) -> Result<(), String> {
         ));
     }
 
-    let f = open_dev(false)?;
-    let req = ioctl_alloc(&f, size, align).map_err(|e| format!("ALLOC: {e}"))?;
-    let map = reserve_and_map(&f, size, va_align, va_off)?;
-    let va = map.ptr as u64;
+    let device = open_device(false)?;
+    let req = device.alloc(size, align).map_err(describe)?;
+    let map = map_at(&device, size, va_align, va_off)?;
+    let va = map.addr();
     println!("va={va:#x}");
     println!("pa={:#x}", req.phys_start);
 
@@ -222,10 +224,10 @@ impl Call {
     /// Makes the call; the result is the new address for mremap, 0 otherwise.
     fn make(&self) -> io::Result<u64> {
         // SAFETY: Every call acts on our own mapping of the slice, or moves
-        // it over a PROT_NONE reservation of our own (`reserve_va`); nothing
-        // in this process holds a reference into the parts they remove or
-        // protect, and the read-back afterwards only touches what is still
-        // mapped readable.
+        // it over a PROT_NONE reservation of our own
+        // (`reserve_address_space`); nothing in this process holds a
+        // reference into the parts they remove or protect, and the read-back
+        // afterwards only touches what is still mapped readable.
         let r = unsafe {
             match *self {
                 Call::Munmap { addr, len } => libc::munmap(addr as *mut _, len as usize) as isize,
@@ -309,7 +311,11 @@ fn do_op(
             } else {
                 (part, len)
             };
-            let dst = reserve_va(n + 2 * SZ_1G)?.div_ceil(SZ_1G) * SZ_1G + to_va_off;
+            let dst = reserve_address_space(n + 2 * SZ_1G)
+                .map_err(describe)?
+                .div_ceil(SZ_1G)
+                * SZ_1G
+                + to_va_off;
             Call::Mremap {
                 old,
                 old_len: n,

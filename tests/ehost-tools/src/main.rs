@@ -7,6 +7,7 @@ mod critmem_dev;
 mod cut;
 mod fault_kernel;
 mod kvm_selftest;
+mod map_file;
 mod memwrite;
 mod pattern;
 mod phys;
@@ -40,6 +41,8 @@ enum Command {
     Touch(critmem_dev::TouchArgs),
     /// An arbitrary ioctl number on /dev/critmem.
     Ioctl(critmem_dev::IoctlArgs),
+    /// Print one value of /proc/critmem (of the pool, or of a process's slice).
+    MapFile(map_file::MapFileArgs),
     /// Cut, move or resize part of a huge-mapped slice; check its data.
     Cut(cut::CutArgs),
     /// Write the tiny ELF kernel that triple-faults.
@@ -98,6 +101,15 @@ enum Command {
     TscKhz,
 }
 
+/// An error and its cause on one line (the errors cmtool reports have at
+/// most one cause).
+pub(crate) fn describe(e: impl std::error::Error) -> String {
+    match e.source() {
+        Some(cause) => format!("{e}: {cause}"),
+        None => e.to_string(),
+    }
+}
+
 fn main() -> ExitCode {
     let result = match Cli::parse().command {
         Command::KvmSelftest => kvm_selftest::run(),
@@ -106,6 +118,7 @@ fn main() -> ExitCode {
         Command::Mmap(a) => critmem_dev::mmap(&a),
         Command::Touch(a) => critmem_dev::touch(&a),
         Command::Ioctl(a) => critmem_dev::ioctl(&a),
+        Command::MapFile(a) => map_file::run(&a),
         Command::Cut(a) => cut::run(&a),
         Command::FaultKernel { out } => fault_kernel::run(&out),
         Command::Physread { addr, len } => phys::read(addr, len),
@@ -146,6 +159,8 @@ mod tests {
             "cmtool touch --size 1G --align 1G --va-align 1G --va-offset 2M --write",
             "cmtool touch --size 1G --no-alloc --natural --write",
             "cmtool ioctl --cmd 0xce03 --expect ENOTTY",
+            "cmtool map-file free",
+            "cmtool map-file --slice-of 83 start",
             "cmtool cut --size 1G --align 1G --va-align 1G --op munmap --at 512M --forge --expect EINVAL",
             "cmtool cut --size 1G --op mremap-move --to-va-offset 4K --len 2M",
             "cmtool fault-kernel --out /tmp/f.elf",

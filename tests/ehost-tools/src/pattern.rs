@@ -14,9 +14,9 @@ pub enum Pattern {
 impl Pattern {
     pub fn parse(s: &str) -> Result<Self, String> {
         if let Some(seed) = s.strip_prefix("seq:") {
-            return Ok(Self::Seq(crate::args::parse_num(seed)?));
+            return Ok(Self::Seq(crate::args::num(seed)?));
         }
-        let v = crate::args::parse_num(s)?;
+        let v = crate::args::num(s)?;
         u8::try_from(v)
             .map(Self::Byte)
             .map_err(|_| format!("byte pattern '{s}' > 0xff"))
