@@ -151,11 +151,6 @@ impl Device {
         }
     }
 
-    /// The path the device was opened at.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// `CRITMEM_IOC_ALLOC`: gives this file a slice of `size` bytes whose
     /// physical start is `align`-aligned (0: 4 KiB). Returns the request as
     /// the kernel filled it in.

@@ -7,8 +7,8 @@
 //!   `no_std` and depends on nothing, so a userspace build proves that file
 //!   still builds the way the kernel needs it.
 //! - `std` adds what every userspace tool needs and used to write for
-//!   itself: [`client`] (open `/dev/critmem`, ALLOC, INFO, map a slice),
-//!   [`map_file`] (read `/proc/critmem`) and [`units`] (the kernel's size
+//!   itself: `client` (open `/dev/critmem`, ALLOC, INFO, map a slice),
+//!   `map_file` (read `/proc/critmem`) and `units` (the kernel's size
 //!   grammar). They live in files of their own, so the kernel never sees
 //!   them.
 

@@ -12,7 +12,7 @@
 //! zero (`010M`: the kernel reads octal), and a number that does not fit in
 //! 64 bits (the kernel wraps).
 //!
-//! [`format`] writes the shortest exact form, which [`parse`] and the
+//! [`format()`] writes the shortest exact form, which [`parse`] and the
 //! kernel read back to the same number; [`human`] writes sizes for people.
 
 /// 1 KiB.
@@ -21,8 +21,6 @@ pub const KIB: u64 = 1 << 10;
 pub const MIB: u64 = 1 << 20;
 /// 1 GiB.
 pub const GIB: u64 = 1 << 30;
-/// 1 TiB.
-pub const TIB: u64 = 1 << 40;
 
 /// The suffixes, largest first, with the power of two each stands for.
 const SUFFIXES: [(char, u32); 6] = [
@@ -177,6 +175,8 @@ pub fn human(bytes: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const TIB: u64 = 1 << 40;
 
     fn size(text: &str) -> Result<u64, SizeError> {
         parse(text, "size")
