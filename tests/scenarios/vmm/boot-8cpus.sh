@@ -1,4 +1,4 @@
-# ehost-skip: 8 vCPUs on the 2-CPU TCG emulated host fail under any VMM: on 2026-12-01 QEMU -accel kvm lost 3 of 20 guests and then the emulated host, and vmm lost 1 of 7 to a triple fault before the emulated host oopsed (scripts/reliability; README, limitations). Run it with scripts/ehost run.
+# ehost-skip: 8 vCPUs on the 2-CPU TCG emulated host fail under any VMM: the guest's own IPIs between vCPUs are cross-CPU wake-ups inside the emulated host, which QEMU's TCG emulation of nested SVM does not survive at that rate; on 2026-12-01 vmm lost 1 of 6 boots (a triple fault in SMP bring-up) and QEMU -accel kvm 3 of 20 (README, limitations). Run it with scripts/ehost run.
 # ehost-memory: 2G
 # ehost-timeout: 150
 #

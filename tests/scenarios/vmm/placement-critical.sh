@@ -17,7 +17,7 @@ vmm --kernel "$GUEST_KERNEL" --initramfs "$GUEST_INITRAMFS" --memory 256M --crit
     >/tmp/vmm.out 2>&1 &
 pid=$!
 wait_for /tmp/vmm.out "CRITMEM-GUEST-DEVMEM" 60 || { cat /tmp/vmm.out; fail "the guest did not write its marker"; }
-start=$(sed -n "s/^slice=.* start=\(0x[0-9a-f]*\) .* pid=$pid .*/\1/p" /proc/critmem)
+start=$(slice_of "$pid" start)
 [ -n "$start" ] || fail "no slice of pid $pid in /proc/critmem: $(cat /proc/critmem)"
 phys=$(hex $((start + gpa)))
 read_back=$(cmtool physread "$phys" 4)
