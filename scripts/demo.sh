@@ -6,7 +6,8 @@
 #                   [--cpus N] [--host-mem SIZE] [--no-build]
 #   make demo [GUEST_MEM=256M] [POOL=512M] [ALIGN=2M] [GUEST_CPUS=1] [HOST_MEM=...]
 #
-# 1. sets up and builds (scripts/ehost build; warm caches make it seconds);
+# 1. reads the sizes with `cmtool size` (built first, in seconds), then sets
+#    up and builds (scripts/ehost build; warm caches make it seconds);
 # 2. asks `critmem-boot plan --format cmdline` for the kernel parameters of a
 #    POOL-sized pool on a machine of HOST_MEM (a fake --root describing the
 #    emulated host), and boots the emulated host with exactly that string;
@@ -15,7 +16,9 @@
 #    one's memory is through /dev/mem, and waits until the pool is all free;
 # 4. prints the two VMs side by side. Exit status 0 when every check held.
 #
-# Options (flags win over environment variables):
+# Options (flags win over environment variables; a SIZE is read as the
+# kernel reads it: decimal or 0x hex, optional K/M/G/T/P/E suffix, e.g. 256M,
+# 1G, 0x40000000; GUEST_MEM, POOL and HOST_MEM in whole MiB):
 #   GUEST_MEM  / --guest-mem  memory of each VM             (default 256M)
 #   POOL       / --pool       critmem pool size              (default 512M)
 #   ALIGN      / --align      pool alignment                 (default 2M)
@@ -52,23 +55,39 @@ while [ $# -gt 0 ]; do
     shift 2
 done
 
-# mib SIZE: a K/M/G/T size in MiB (whole MiB only).
-mib() {
-    local s=${1^^} n
-    n=${s%[KMGT]}
-    [[ "$n" =~ ^[0-9]+$ ]] || die "not a size: $1 (use e.g. 256M, 1G)"
-    case "$s" in
-        *T) echo $((n << 20)) ;;
-        *G) echo $((n << 10)) ;;
-        *M) echo "$n" ;;
-        *K) ((n % 1024 == 0)) || die "$1 is not a whole number of MiB" && echo $((n >> 10)) ;;
-        *) ((n % (1 << 20) == 0)) || die "$1 is not a whole number of MiB" && echo $((n >> 20)) ;;
-    esac
+# Sizes are read by `cmtool size` (tests/ehost-tools), the one size grammar
+# (critmem_abi::units) that vmm, critmem-boot and the kernel read too. Only
+# cmtool is built first, in seconds, so that a bad size fails before the long
+# `scripts/ehost build`; with the same target and flags as
+# scripts/build-userspace.sh, whose build then reuses it.
+bindir=$CRITMEM_ROOT/target/x86_64-unknown-linux-gnu/release
+build_cmtool() {
+    RUSTFLAGS="-C target-feature=+crt-static" \
+        cargo build -q --release --locked --target x86_64-unknown-linux-gnu \
+        --manifest-path "$CRITMEM_ROOT/Cargo.toml" -p critmem-ehost-tools --bin cmtool >&2
 }
-pool_mib=$(mib "$POOL")
-guest_mib=$(mib "$GUEST_MEM")
+if [ -z "$NO_BUILD" ]; then
+    log "demo: building cmtool, which reads the sizes"
+    # A fresh machine may lack the C toolchain that links it: the setup
+    # that `scripts/ehost build` runs anyway installs it, so run it first then.
+    build_cmtool || { log "demo: cmtool did not build; running the setup first" &&
+        bash "$CRITMEM_ROOT/scripts/setup-toolchain.sh" && build_cmtool; } ||
+        die "cannot build cmtool, which reads the sizes (see above)"
+fi
+"$bindir/cmtool" size --help >/dev/null 2>&1 ||
+    die "no cmtool with 'cmtool size' in ${bindir#"$CRITMEM_ROOT"/} (the last build is older): run without NO_BUILD"
+# mib NAME SIZE: SIZE in whole MiB, or a stop naming NAME and the fix.
+mib() {
+    local out
+    out=$("$bindir/cmtool" size --in-mib -- "$2" 2>&1) || die "$1: ${out#cmtool: }"
+    echo "$out"
+}
+pool_mib=$(mib "POOL (--pool)" "$POOL")
+guest_mib=$(mib "GUEST_MEM (--guest-mem)" "$GUEST_MEM")
 [ -n "$HOST_MEM" ] || HOST_MEM=$((pool_mib + 2048))M
-host_mib=$(mib "$HOST_MEM")
+host_mib=$(mib "HOST_MEM (--host-mem)" "$HOST_MEM")
+# ALIGN is critmem-boot's to judge, after the build; a malformed one fails now.
+out=$("$bindir/cmtool" size -- "$ALIGN" 2>&1) || die "ALIGN (--align): ${out#cmtool: }"
 ((guest_mib <= pool_mib)) || die "GUEST_MEM=$GUEST_MEM does not fit in POOL=$POOL: the critical VM's memory comes from the pool"
 [[ "$GUEST_CPUS" =~ ^[1-9][0-9]*$ ]] || die "GUEST_CPUS must be a positive number, got '$GUEST_CPUS'"
 
@@ -82,7 +101,6 @@ else
     step "1/3 setup and build (warm caches: about 15 s; a fresh machine: 15-25 min, the toolchain and kernel steps report progress)"
     bash "$CRITMEM_ROOT/scripts/ehost" build
 fi
-bindir=$CRITMEM_ROOT/target/x86_64-unknown-linux-gnu/release
 
 step "2/3 kernel parameters from critmem-boot plan"
 # critmem-boot validates the pool against the machine it is planned for: a

@@ -12,6 +12,7 @@ mod memwrite;
 mod pattern;
 mod phys;
 mod physscan;
+mod size;
 mod tsc;
 
 use std::process::ExitCode;
@@ -99,6 +100,8 @@ enum Command {
     },
     /// Measure this machine's TSC rate in kHz.
     TscKhz,
+    /// Print a size in bytes (or whole MiB), read with the one size grammar.
+    Size(size::SizeArgs),
 }
 
 /// An error and its cause on one line (the errors cmtool reports have at
@@ -128,6 +131,7 @@ fn main() -> ExitCode {
         Command::Memwrite { mb } => memwrite::memwrite(&mb),
         Command::Hog { mb, seconds } => memwrite::hog(mb, seconds),
         Command::TscKhz => tsc::run(),
+        Command::Size(a) => size::run(&a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -170,6 +174,8 @@ mod tests {
             "cmtool memwrite --mb auto",
             "cmtool hog --mb 100 --seconds 5",
             "cmtool tsc-khz",
+            "cmtool size --in-mib -- 512M",
+            "cmtool size 0x40000000",
         ] {
             Cli::try_parse_from(line.split_whitespace()).unwrap_or_else(|e| panic!("{line}: {e}"));
         }
