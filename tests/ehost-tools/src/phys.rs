@@ -27,6 +27,14 @@ fn open_mem(write: bool) -> Result<std::fs::File, String> {
         .map_err(|e| format!("open /dev/mem: {e}"))
 }
 
+/// The (offset, length) pieces, at most [`CHUNK`] bytes each, that cover
+/// `len` bytes.
+fn chunks(len: u64) -> impl Iterator<Item = (u64, u64)> {
+    (0..len)
+        .step_by(CHUNK as usize)
+        .map(move |off| (off, CHUNK.min(len - off)))
+}
+
 /// `physread ADDR LEN`.
 pub fn read(addr: u64, len: u64) -> Result<(), String> {
     let mem = open_mem(false)?;
@@ -42,9 +50,7 @@ pub fn read(addr: u64, len: u64) -> Result<(), String> {
 pub fn check(addr: u64, len: u64, pattern: &str) -> Result<(), String> {
     let pattern = Pattern::parse(pattern)?;
     let mem = open_mem(false)?;
-    let mut off = 0;
-    while off < len {
-        let n = CHUNK.min(len - off);
+    for (off, n) in chunks(len) {
         let mut buf = vec![0u8; n as usize];
         mem.read_exact_at(&mut buf, addr + off)
             .map_err(|e| format!("read /dev/mem at {:#x}: {e}", addr + off))?;
@@ -58,7 +64,6 @@ pub fn check(addr: u64, len: u64, pattern: &str) -> Result<(), String> {
             );
             return Err("physical memory does not hold the pattern".into());
         }
-        off += n;
     }
     println!("match=1 checked={len}");
     Ok(())
@@ -68,16 +73,26 @@ pub fn check(addr: u64, len: u64, pattern: &str) -> Result<(), String> {
 pub fn fill(addr: u64, len: u64, pattern: &str) -> Result<(), String> {
     let pattern = Pattern::parse(pattern)?;
     let mem = open_mem(true)?;
-    let mut off = 0;
-    while off < len {
-        let n = CHUNK.min(len - off);
+    for (off, n) in chunks(len) {
         let mut w = vec![0u64; (n / 8) as usize];
         pattern.fill(&mut w, off);
         let bytes: Vec<u8> = w.iter().flat_map(|x| x.to_ne_bytes()).collect();
         mem.write_all_at(&bytes, addr + off)
             .map_err(|e| format!("write /dev/mem at {:#x}: {e}", addr + off))?;
-        off += n;
     }
     println!("filled={len}");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_cover_the_range_once() {
+        let len = 2 * CHUNK + 4096;
+        let pieces: Vec<_> = chunks(len).collect();
+        assert_eq!(pieces, [(0, CHUNK), (CHUNK, CHUNK), (2 * CHUNK, 4096)]);
+        assert_eq!(chunks(0).count(), 0);
+    }
 }
