@@ -382,7 +382,7 @@ impl Pool {
         let (start, id) = {
             let mut guard = self.state.lock();
             let st = &mut *guard;
-            let start = st.free.find(size, align).ok_or(ENOMEM)?;
+            let start = st.free.find(size, align).map(|f| f.at).ok_or(ENOMEM)?;
             st.slices.reserve(1, GFP_KERNEL)?;
             st.free.take(start, size, &mut dirty)?;
             let id = st.next_id;
