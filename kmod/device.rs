@@ -13,17 +13,15 @@ use crate::{
     sys, vma,
 };
 use kernel::{
-    bindings,
-    error::to_result,
-    ffi,
+    bindings, ffi,
     fs::File,
-    miscdevice::{MiscDevice, MiscDeviceOptions, MiscDeviceRegistration},
+    miscdevice::{MiscDevice, MiscDeviceRegistration},
     mm::virt::VmaNew,
     new_mutex,
     prelude::*,
     sync::{Arc, Mutex},
     transmute::{AsBytes, FromBytes},
-    types::{ForeignOwnable, Opaque},
+    types::ForeignOwnable,
     uaccess::{UserPtr, UserSlice},
 };
 
@@ -36,88 +34,33 @@ unsafe impl AsBytes for abi::AllocRequest {}
 // all bytes are initialised integer bytes.
 unsafe impl AsBytes for abi::PoolInfo {}
 
-/// The registered misc device and what its files need.
-#[repr(C)]
-struct RegistrationInner {
-    misc: Opaque<bindings::miscdevice>,
-    fops: Opaque<bindings::file_operations>,
-    pool: Arc<Pool>,
-}
-
-/// Registration of `/dev/critmem`.
-///
-/// The kernel's `MiscDeviceRegistration` leaves `fops->owner` unset, which
-/// would let the module unload while a file is open, and has no
-/// `get_unmapped_area`. This registration copies the Rust misc device's file
-/// operations, sets `owner` so every open file pins the module, adds
-/// [`get_unmapped_area`], and sets the device mode 0600 (udev may widen it).
-///
-/// # Invariants
-///
-/// `inner.misc` is registered with `misc_register`, its `fops` pointing at
-/// `inner.fops`, until [`Drop`]; `inner` is never moved out of its box.
+/// Registration of `/dev/critmem`, mode 0600 (udev may widen it), whose
+/// files pin the module and place their mappings with [`get_unmapped_area`].
 pub(crate) struct Registration {
-    inner: KBox<RegistrationInner>,
+    /// Deregisters the device when dropped.
+    _misc: sys::misc::Registration<CritmemFile, Arc<Pool>>,
 }
-
-// SAFETY: `misc_deregister` may run on any thread, and the only shared data,
-// `pool`, is `Send + Sync`.
-unsafe impl Send for Registration {}
-// SAFETY: `Registration` has no `&self` methods touching the C structs.
-unsafe impl Sync for Registration {}
 
 impl Registration {
     /// Registers `/dev/critmem` for `pool`.
     pub(crate) fn register(module: &'static ThisModule, pool: Arc<Pool>) -> Result<Self> {
-        let opts = MiscDeviceOptions { name: c"critmem" };
-        let inner = KBox::new(
-            RegistrationInner {
-                misc: Opaque::new(opts.into_raw::<CritmemFile>()),
-                fops: Opaque::uninit(),
-                pool,
-            },
-            GFP_KERNEL,
-        )?;
-        let (misc, fops) = (inner.misc.get(), inner.fops.get());
-        // SAFETY: Both structs are in our box, not yet shared with anyone.
-        // `into_raw` set `misc.fops` to the `'static` Rust vtable, which we
-        // copy; `module` is this module, valid while it is loaded. The box's
-        // contents never move, so the pointers stored stay valid while
-        // registered (type invariant), and `Drop` deregisters before the box
-        // is freed.
-        unsafe {
-            fops.write(core::ptr::read((*misc).fops));
-            (*fops).owner = module.as_ptr();
-            (*fops).get_unmapped_area = Some(get_unmapped_area);
-            (*misc).fops = fops;
-            (*misc).mode = 0o600;
-            to_result(bindings::misc_register(misc))?;
-        }
-        Ok(Self { inner })
+        sys::misc::Registration::register(
+            c"critmem",
+            0o600,
+            module,
+            Some(get_unmapped_area),
+            pool,
+        )
+        .map(|misc| Self { _misc: misc })
     }
 
-    /// The pool served by the misc device `misc` (ours: it is the only
-    /// registration of `CritmemFile`).
+    /// The pool served by the misc device `misc`.
     fn pool_of(misc: &MiscDeviceRegistration<CritmemFile>) -> &Arc<Pool> {
-        let misc = misc.as_raw().cast::<Opaque<bindings::miscdevice>>();
-        // SAFETY: `CritmemFile` is registered only by `Registration`, so
-        // `misc` is the `misc` field of a live `RegistrationInner` (it stays
-        // registered, hence alive, while `open` runs).
-        let inner = unsafe { &*kernel::container_of!(misc, RegistrationInner, misc) };
-        &inner.pool
+        // SAFETY: `CritmemFile` is registered only by `Registration::register`
+        // above, through `sys::misc::Registration` with an `Arc<Pool>`.
+        unsafe { sys::misc::Registration::<CritmemFile, Arc<Pool>>::data_of(misc) }
     }
 }
-
-impl Drop for Registration {
-    fn drop(&mut self) {
-        // SAFETY: By the type invariant the device is registered.
-        unsafe { bindings::misc_deregister(self.inner.misc.get()) };
-    }
-}
-
-/// `MAP_FIXED` (uapi `asm-generic/mman-common.h`; `do_mmap` also sets it
-/// for `MAP_FIXED_NOREPLACE`).
-const MAP_FIXED: ffi::c_ulong = 0x10;
 
 /// `f_op->get_unmapped_area`: places mappings without an address hint so that
 /// huge pages fit, by [`layout::place_mapping`].
@@ -157,7 +100,7 @@ unsafe extern "C" fn get_unmapped_area(
     layout::place_mapping(
         addr as u64,
         len as u64,
-        flags & MAP_FIXED != 0,
+        flags & sys::MAP_FIXED != 0,
         phys,
         |padded| default(0, padded as ffi::c_ulong, 0) as u64,
         || default(addr, len, pgoff) as u64,

@@ -5,7 +5,20 @@
 //! the upstream Rust API that would replace it; nothing else in the module
 //! declares a C symbol or reads a C struct field for these purposes.
 
-use kernel::{bindings, ffi};
+use kernel::{bindings, ffi, mm::virt::vm_flags_t};
+
+/// `VM_MAYSHARE`: set for every `MAP_SHARED` mapping, even of a file opened
+/// read-only (where `VM_SHARED` is cleared). The generated
+/// `bindings::VM_MAYSHARE` is wrong in 7.2 (its helper reads `VM_MAYEXEC`),
+/// so it is derived from the bit number; `kernel::mm::virt::flags` would
+/// replace it once it lists `MAYSHARE`.
+pub(crate) const VM_MAYSHARE: vm_flags_t = 1 << bindings::VMA_MAYSHARE_BIT;
+
+/// `MAP_FIXED` (uapi `asm-generic/mman-common.h`; `do_mmap` also sets it
+/// for `MAP_FIXED_NOREPLACE`), as seen by `f_op->get_unmapped_area`. No
+/// Rust API has the `MAP_*` flags in 7.2; a `kernel::mm` constant would
+/// replace this.
+pub(crate) const MAP_FIXED: ffi::c_ulong = 0x10;
 
 /// `cond_resched()`: lets the scheduler run something else during a long
 /// loop. Would be replaced by a `kernel::task` scheduling helper (none in
@@ -89,4 +102,119 @@ pub(crate) mod procfs {
 /// declare in 7.2 (a `code::EDQUOT` would replace this).
 pub(crate) fn edquot() -> kernel::error::Error {
     kernel::error::Error::from_errno(-(bindings::EDQUOT as ffi::c_int))
+}
+
+/// A misc device registration that pins its module and may add
+/// `get_unmapped_area`. Linux 7.2's `MiscDeviceRegistration` leaves
+/// `fops->owner` unset (so the module could unload while a file is open)
+/// and has no `get_unmapped_area`; once it has both, it replaces this.
+pub(crate) mod misc {
+    use core::marker::PhantomData;
+    use kernel::{
+        bindings,
+        error::to_result,
+        ffi,
+        miscdevice::{MiscDevice, MiscDeviceOptions, MiscDeviceRegistration},
+        prelude::*,
+        types::Opaque,
+    };
+
+    /// `f_op->get_unmapped_area`.
+    pub(crate) type GetUnmappedAreaFn = unsafe extern "C" fn(
+        *mut bindings::file,
+        ffi::c_ulong,
+        ffi::c_ulong,
+        ffi::c_ulong,
+        ffi::c_ulong,
+    ) -> ffi::c_ulong;
+
+    /// The registered device, its own copy of the file operations, and the
+    /// data its files need.
+    #[repr(C)]
+    struct Inner<D> {
+        misc: Opaque<bindings::miscdevice>,
+        fops: Opaque<bindings::file_operations>,
+        data: D,
+    }
+
+    /// A registered misc device of type `T` carrying `data`.
+    ///
+    /// # Invariants
+    ///
+    /// `inner.misc` is registered with `misc_register`, its `fops` pointing
+    /// at `inner.fops` (a copy of `T`'s Rust vtable with `owner` set), until
+    /// [`Drop`]; `inner` is never moved out of its box.
+    pub(crate) struct Registration<T, D> {
+        inner: KBox<Inner<D>>,
+        _device: PhantomData<T>,
+    }
+
+    // SAFETY: `misc_deregister` may run on any thread, and the only data
+    // shared with the files, `D`, is `Send + Sync`.
+    unsafe impl<T, D: Send + Sync> Send for Registration<T, D> {}
+    // SAFETY: `Registration` has no `&self` methods touching the C structs.
+    unsafe impl<T, D: Send + Sync> Sync for Registration<T, D> {}
+
+    impl<T: MiscDevice, D> Registration<T, D> {
+        /// Registers `/dev/<name>` with `mode`, its file operations those of
+        /// `T` plus `owner = module` and `get_unmapped_area`.
+        pub(crate) fn register(
+            name: &'static CStr,
+            mode: bindings::umode_t,
+            module: &'static ThisModule,
+            get_unmapped_area: Option<GetUnmappedAreaFn>,
+            data: D,
+        ) -> Result<Self> {
+            let opts = MiscDeviceOptions { name };
+            let inner = KBox::new(
+                Inner {
+                    misc: Opaque::new(opts.into_raw::<T>()),
+                    fops: Opaque::uninit(),
+                    data,
+                },
+                GFP_KERNEL,
+            )?;
+            let (misc, fops) = (inner.misc.get(), inner.fops.get());
+            // SAFETY: Both structs are in our box, not yet shared with
+            // anyone. `into_raw` set `misc.fops` to the `'static` Rust
+            // vtable, which we copy; `module` is the caller's module, valid
+            // while it is loaded. The box's contents never move, so the
+            // pointers stored stay valid while registered (type invariant),
+            // and `Drop` deregisters before the box is freed.
+            unsafe {
+                fops.write(core::ptr::read((*misc).fops));
+                (*fops).owner = module.as_ptr();
+                (*fops).get_unmapped_area = get_unmapped_area;
+                (*misc).fops = fops;
+                (*misc).mode = mode;
+                to_result(bindings::misc_register(misc))?;
+            }
+            Ok(Self {
+                inner,
+                _device: PhantomData,
+            })
+        }
+
+        /// The data of the registration behind `misc`.
+        ///
+        /// # Safety
+        ///
+        /// `T` must be registered only through `Registration<T, D>` (with
+        /// this `D`), so that `misc` is the `misc` field of a live `Inner<D>`.
+        pub(crate) unsafe fn data_of(misc: &MiscDeviceRegistration<T>) -> &D {
+            let misc = misc.as_raw().cast::<Opaque<bindings::miscdevice>>();
+            // SAFETY: By the caller's guarantee `misc` lies in an `Inner<D>`,
+            // which stays alive while the device is registered, and so
+            // while `misc` is borrowed (a file's `open` is running).
+            let inner = unsafe { &*kernel::container_of!(misc, Inner<D>, misc) };
+            &inner.data
+        }
+    }
+
+    impl<T, D> Drop for Registration<T, D> {
+        fn drop(&mut self) {
+            // SAFETY: By the type invariant the device is registered.
+            unsafe { bindings::misc_deregister(self.inner.misc.get()) };
+        }
+    }
 }

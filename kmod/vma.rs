@@ -25,20 +25,15 @@
 use crate::{
     layout::{FaultAction, MappingGeometry, PMD_ORDER, PUD_ORDER, SZ_1G, SZ_2M},
     pool::Slice,
+    sys,
 };
 use kernel::{
     bindings,
     error::code::EINVAL,
     ffi,
-    mm::virt::{flags, vm_flags_t, VmaNew, VmaRef},
+    mm::virt::{flags, VmaNew, VmaRef},
     sync::{Arc, ArcBorrow},
 };
-
-/// `VM_MAYSHARE`: set for every `MAP_SHARED` mapping, even of a file opened
-/// read-only (where `VM_SHARED` is cleared). The generated
-/// `bindings::VM_MAYSHARE` is wrong in 7.2 (its helper reads `VM_MAYEXEC`),
-/// so it is derived from the bit number here.
-const VM_MAYSHARE: vm_flags_t = 1 << bindings::VMA_MAYSHARE_BIT;
 
 const PAGE_SHIFT: u32 = 12;
 
@@ -52,7 +47,7 @@ pub(crate) fn offset(vma: &VmaRef) -> u64 {
 
 /// Whether the mapping is `MAP_SHARED`.
 pub(crate) fn is_shared(vma: &VmaRef) -> bool {
-    vma.flags() & VM_MAYSHARE != 0
+    vma.flags() & sys::VM_MAYSHARE != 0
 }
 
 /// Makes `vma`, being set up by our `mmap`, a PFN mapping of `slice` at the
