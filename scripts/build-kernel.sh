@@ -6,7 +6,13 @@
 #   scripts/build-kernel.sh [test|debug]
 #
 # `test` (the default) is tinyconfig + scripts/kernel/test-kernel.config.
-# `debug` adds scripts/kernel/debug-kernel.config (DEBUG_VM, lockdep, ...).
+# `debug` adds scripts/kernel/debug-kernel.config (DEBUG_VM, lockdep,
+# STRICT_DEVMEM, KASAN, ...) and is compiled with clang, since Linux 7.2 allows
+# Rust with KASAN only under clang (RUST depends on `!KASAN || CC_IS_CLANG`).
+#
+# The make variables that choose the compiler are written to
+# KDIR/.critmem-make-vars; scripts/build-kmod.sh passes them to the module
+# build, which must use the kernel's compiler.
 #
 # The build is cached in $CRITMEM_CACHE/kernel/<key>, where the key hashes
 # the kernel package version, the fragments, the compilers' versions and
@@ -17,8 +23,14 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 VARIANT=${1:-test}
 case "$VARIANT" in
-    test) FRAGMENTS=("$CRITMEM_ROOT/scripts/kernel/test-kernel.config") ;;
-    debug) FRAGMENTS=("$CRITMEM_ROOT/scripts/kernel/test-kernel.config" "$CRITMEM_ROOT/scripts/kernel/debug-kernel.config") ;;
+    test)
+        FRAGMENTS=("$CRITMEM_ROOT/scripts/kernel/test-kernel.config")
+        MAKE_VARS=()
+        ;;
+    debug)
+        FRAGMENTS=("$CRITMEM_ROOT/scripts/kernel/test-kernel.config" "$CRITMEM_ROOT/scripts/kernel/debug-kernel.config")
+        MAKE_VARS=("CC=clang-$LLVM_VERSION")
+        ;;
     *) die "unknown kernel variant '$VARIANT': use test or debug" ;;
 esac
 # Bump when this script changes how the kernel is built.
@@ -30,6 +42,13 @@ kernel_key() {
         rustc --version
         bindgen --version 2>/dev/null || true
         gcc --version | head -1
+        # Only a variant with make variables adds lines, so the keys of
+        # the others stay as they were.
+        local v
+        for v in ${MAKE_VARS[@]+"${MAKE_VARS[@]}"}; do
+            echo "make $v"
+            case "$v" in CC=*) "${v#CC=}" --version | head -1 ;; esac
+        done
         echo "recipe $KERNEL_RECIPE"
         cat "${FRAGMENTS[@]}"
     } | sha256sum | cut -c1-16
@@ -74,7 +93,11 @@ main() {
     fetch_source
     rm -rf "$KDIR"
     mkdir -p "$KDIR"
-    local mk=(make -s -C "$SRC_DIR" O="$KDIR" ARCH=x86_64 LLVM= "RUST_LIB_SRC=$RUST_LIB_SRC")
+    local cc
+    for cc in ${MAKE_VARS[@]+"${MAKE_VARS[@]}"}; do
+        case "$cc" in CC=*) command -v "${cc#CC=}" >/dev/null || die "${cc#CC=} missing; run scripts/setup-toolchain.sh" ;; esac
+    done
+    local mk=(make -s -C "$SRC_DIR" O="$KDIR" ARCH=x86_64 LLVM= "RUST_LIB_SRC=$RUST_LIB_SRC" ${MAKE_VARS[@]+"${MAKE_VARS[@]}"})
     log "kernel ($VARIANT): configuring (tinyconfig + ${FRAGMENTS[*]##*/})"
     "${mk[@]}" tinyconfig >/dev/null
     (cd "$KDIR" && "$SRC_DIR/scripts/kconfig/merge_config.sh" -m .config "${FRAGMENTS[@]}" >/dev/null)
@@ -106,6 +129,10 @@ main() {
     "${mk[@]}" -j"$(nproc)" modules
     [ -f "$KDIR/Module.symvers" ] || die "kernel build produced no Module.symvers"
     echo "$SRC_DIR" >"$KDIR/.critmem-src"
+    : >"$KDIR/.critmem-make-vars"
+    for cc in ${MAKE_VARS[@]+"${MAKE_VARS[@]}"}; do
+        echo "$cc" >>"$KDIR/.critmem-make-vars"
+    done
     touch "$KDIR/.critmem-complete"
     log "kernel ($VARIANT): built $KDIR"
     echo "$KDIR"

@@ -6,6 +6,12 @@
 # `test` (the default) builds in kmod/ itself, as the README's commands do.
 # `debug` builds a copy of kmod/ and abi/ under target/kmod-debug/ against the
 # debug kernel, so the two builds never share objects.
+#
+# The Rust side is compiled through clippy-driver (`CLIPPY=1`) with every
+# warning an error (`KRUSTFLAGS=-Dwarnings`, added after the kernel's own
+# lint flags): a lint in kmod/*.rs fails the build. The kernel's compiler
+# choice (KDIR/.critmem-make-vars, e.g. clang for the debug kernel) is
+# passed on, as an out-of-tree module must use the kernel's compiler.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 VARIANT=${1:-test}
@@ -24,6 +30,12 @@ if [ "$VARIANT" != test ]; then
     cp "$CRITMEM_ROOT"/abi/critmem_abi.rs "$tree/abi/"
     SRC=$tree/kmod
 fi
-log "kmod ($VARIANT): building critmem.ko against $KDIR"
-make -s -C "$SRC" KDIR="$KDIR" >&2 || die "critmem.ko failed to build"
+command -v clippy-driver >/dev/null || die "clippy-driver missing (rustup's toolchain for rustc $(rustc_version) has it)"
+vars=()
+if [ -f "$KDIR/.critmem-make-vars" ]; then
+    mapfile -t vars <"$KDIR/.critmem-make-vars"
+fi
+log "kmod ($VARIANT): building critmem.ko against $KDIR (clippy, warnings are errors)"
+make -s -C "$SRC" KDIR="$KDIR" CLIPPY=1 KRUSTFLAGS=-Dwarnings ${vars[@]+"${vars[@]}"} >&2 ||
+    die "critmem.ko failed to build (a clippy lint or rustc warning is an error here)"
 echo "$SRC/critmem.ko"

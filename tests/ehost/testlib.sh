@@ -63,6 +63,25 @@ critmem_wait_zeroed() {
     done
 }
 
+# kconfig_enabled SYMBOL: succeeds when the running kernel was built with
+# CONFIG_SYMBOL=y (read from /proc/config.gz). The debug test kernel has
+# STRICT_DEVMEM=y, so scenarios ask `kconfig_enabled STRICT_DEVMEM` to learn
+# that /dev/mem refuses RAM there.
+kconfig_enabled() {
+    [ -r /proc/config.gz ] || fail "/proc/config.gz missing: the test kernels need CONFIG_IKCONFIG_PROC=y"
+    zcat /proc/config.gz | grep -qx "CONFIG_$1=y"
+}
+
+# assert_devmem_refused ADDR WHAT: a /dev/mem read at ADDR fails with EPERM,
+# as a STRICT_DEVMEM kernel answers for System RAM and for ranges a driver
+# claimed exclusively.
+assert_devmem_refused() {
+    if _out=$(cmtool physread --via devmem "$1" 8 2>&1); then
+        fail "$2: /dev/mem read at $1 succeeded ($_out), expected EPERM"
+    fi
+    assert_match "$_out" 'Operation not permitted' "$2: /dev/mem refuses $1 with EPERM"
+}
+
 # hex VALUE: prints VALUE (decimal or 0x-hex) as 0x-hex.
 hex() { printf '0x%x' "$(($1))"; }
 

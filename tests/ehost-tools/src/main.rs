@@ -52,12 +52,15 @@ enum Command {
         #[arg(long)]
         out: String,
     },
-    /// Read LEN (at most 4096) bytes of physical memory through /dev/mem.
+    /// Read LEN (at most 4096) bytes of physical memory (/dev/mem or /proc/kcore).
     Physread {
         #[arg(value_parser = num)]
         addr: u64,
         #[arg(value_parser = num)]
         len: u64,
+        /// The path: /dev/mem, /proc/kcore, or /dev/mem then /proc/kcore on EPERM.
+        #[arg(long, value_enum, default_value = "auto")]
+        via: phys::Via,
     },
     /// Check that physical memory holds PATTERN.
     Physcheck {
@@ -66,8 +69,11 @@ enum Command {
         #[arg(value_parser = num)]
         len: u64,
         pattern: String,
+        /// The path: /dev/mem, /proc/kcore, or /dev/mem then /proc/kcore on EPERM.
+        #[arg(long, value_enum, default_value = "auto")]
+        via: phys::Via,
     },
-    /// Write PATTERN into physical memory.
+    /// Write PATTERN into physical memory (through /dev/mem).
     Physfill {
         #[arg(value_parser = num)]
         addr: u64,
@@ -83,6 +89,9 @@ enum Command {
         len: u64,
         #[arg(value_parser = num)]
         value: u64,
+        /// The path: /dev/mem, /proc/kcore, or /dev/mem then /proc/kcore on EPERM.
+        #[arg(long, value_enum, default_value = "auto")]
+        via: phys::Via,
     },
     /// Write N MiB of fresh memory once and print the rate (guest side).
     Memwrite {
@@ -124,10 +133,20 @@ fn main() -> ExitCode {
         Command::MapFile(a) => map_file::run(&a),
         Command::Cut(a) => cut::run(&a),
         Command::FaultKernel { out } => fault_kernel::run(&out),
-        Command::Physread { addr, len } => phys::read(addr, len),
-        Command::Physcheck { addr, len, pattern } => phys::check(addr, len, &pattern),
+        Command::Physread { addr, len, via } => phys::read(addr, len, via),
+        Command::Physcheck {
+            addr,
+            len,
+            pattern,
+            via,
+        } => phys::check(addr, len, &pattern, via),
         Command::Physfill { addr, len, pattern } => phys::fill(addr, len, &pattern),
-        Command::Physscan { addr, len, value } => physscan::run(addr, len, value),
+        Command::Physscan {
+            addr,
+            len,
+            value,
+            via,
+        } => physscan::run(addr, len, value, via),
         Command::Memwrite { mb } => memwrite::memwrite(&mb),
         Command::Hog { mb, seconds } => memwrite::hog(mb, seconds),
         Command::TscKhz => tsc::run(),
@@ -171,6 +190,8 @@ mod tests {
             "cmtool physcheck 0x40000000 16M seq:0x1",
             "cmtool physscan 0x40000000 512M 0xdeadbeef",
             "cmtool physread 0x1000 4",
+            "cmtool physread --via devmem 0x40000000 4",
+            "cmtool physcheck --via kcore 0x40000000 4K 0",
             "cmtool memwrite --mb auto",
             "cmtool hog --mb 100 --seconds 5",
             "cmtool tsc-khz",

@@ -1,14 +1,12 @@
 //! `physscan ADDR LEN VALUE`: searches physical memory `[ADDR, ADDR+LEN)`
-//! through `/dev/mem` (pread, never mmap) for the 32-bit little-endian VALUE
-//! at 4-byte-aligned offsets, as a third party looking for a guest's marker.
+//! for the 32-bit little-endian VALUE at 4-byte-aligned offsets, as a third
+//! party looking for a guest's marker. It reads through `/dev/mem` or
+//! `/proc/kcore` ([`crate::phys::PhysReader`], `--via`).
 //!
 //! Prints `found=<count> first=<hex address or none> scanned=<bytes>`; exits 0
 //! whether or not the value was found (scenarios assert on `found=`).
 
-use std::fs::File;
-use std::os::unix::fs::FileExt;
-
-const CHUNK: u64 = 1 << 20;
+use crate::phys::{PhysReader, Via, CHUNK};
 
 /// Offsets (in bytes) of the 4-byte-aligned occurrences of `value` in `buf`.
 fn occurrences(buf: &[u8], value: u32) -> impl Iterator<Item = usize> + '_ {
@@ -20,17 +18,22 @@ fn occurrences(buf: &[u8], value: u32) -> impl Iterator<Item = usize> + '_ {
 }
 
 /// `physscan ADDR LEN VALUE`.
-pub fn run(addr: u64, len: u64, value: u64) -> Result<(), String> {
+pub fn run(addr: u64, len: u64, value: u64, via: Via) -> Result<(), String> {
     let value =
         u32::try_from(value).map_err(|_| "physscan: VALUE must fit in 32 bits".to_string())?;
-    let mem = File::open("/dev/mem").map_err(|e| format!("open /dev/mem: {e}"))?;
+    let mut mem = PhysReader::open(via)?;
+    let r = scan(&mut mem, addr, len, value);
+    mem.announce_used();
+    r
+}
+
+fn scan(mem: &mut PhysReader, addr: u64, len: u64, value: u32) -> Result<(), String> {
     let (mut found, mut first) = (0u64, None);
     let mut off = 0;
     let mut buf = vec![0u8; CHUNK as usize];
     while off < len {
         let n = CHUNK.min(len - off) as usize;
-        mem.read_exact_at(&mut buf[..n], addr + off)
-            .map_err(|e| format!("read /dev/mem at {:#x}: {e}", addr + off))?;
+        mem.read_exact_at(&mut buf[..n], addr + off)?;
         for o in occurrences(&buf[..n], value) {
             found += 1;
             first.get_or_insert(addr + off + o as u64);

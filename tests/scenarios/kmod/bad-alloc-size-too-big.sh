@@ -1,6 +1,7 @@
 # ehost-cmdline: reserve_mem=256M:2M:critmem
 # ehost-memory: 2G
 # ehost-timeout: 60
+# ehost-kernels: test debug
 #
 # Bad input: ALLOC bigger than the 256 MiB pool gets EINVAL, and the pool is unchanged.
 . /lib/critmem/testlib.sh

@@ -1,6 +1,7 @@
 # ehost-cmdline: reserve_mem=256M:2M:critmem
 # ehost-memory: 2G
 # ehost-timeout: 60
+# ehost-kernels: test debug
 #
 # Bad input: unknown ioctl numbers get ENOTTY (another nr, another type,
 # and ALLOC's number with a wrong size).

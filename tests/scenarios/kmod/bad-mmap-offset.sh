@@ -1,6 +1,7 @@
 # ehost-cmdline: reserve_mem=256M:2M:critmem
 # ehost-memory: 2G
 # ehost-timeout: 60
+# ehost-kernels: test debug
 #
 # Bad input: an offset at or past the slice's end is refused with EINVAL;
 # without ALLOC a non-zero offset cannot start an implicit slice.

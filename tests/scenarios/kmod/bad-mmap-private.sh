@@ -1,6 +1,7 @@
 # ehost-cmdline: reserve_mem=256M:2M:critmem
 # ehost-memory: 2G
 # ehost-timeout: 60
+# ehost-kernels: test debug
 #
 # Bad input: MAP_PRIVATE mappings are refused with EINVAL, with and without
 # a slice, and allocate nothing.

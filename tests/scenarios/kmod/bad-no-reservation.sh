@@ -1,5 +1,6 @@
 # ehost-memory: 2G
 # ehost-timeout: 60
+# ehost-kernels: test debug
 #
 # Bad input: with no reserve_mem=...:critmem and no module parameters the
 # load fails, and the kernel log names the boot parameter to add.

@@ -1,5 +1,6 @@
 # ehost-memory: 2G
 # ehost-timeout: 60
+# ehost-kernels: test debug
 #
 # Bad input: critmem.base/critmem.size pointing at System RAM (no memmap=)
 # are refused; the log says to reserve it with memmap=. A partly reserved

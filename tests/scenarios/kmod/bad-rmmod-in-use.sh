@@ -1,6 +1,7 @@
 # ehost-cmdline: reserve_mem=256M:2M:critmem
 # ehost-memory: 2G
 # ehost-timeout: 60
+# ehost-kernels: test debug
 #
 # Bad input: unloading while a slice is live is refused cleanly (the module,
 # /proc/critmem and the slice stay); once the holder is gone it unloads and

@@ -1,6 +1,7 @@
 # ehost-cmdline: reserve_mem=256M:2M:critmem
 # ehost-memory: 2G
 # ehost-timeout: 120
+# ehost-kernels: test debug
 #
 # Exclusivity: two holders get disjoint slices; a second ALLOC on a
 # file gets EBUSY; pool exhaustion gives ENOMEM and leaves free unchanged.

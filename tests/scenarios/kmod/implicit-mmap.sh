@@ -1,6 +1,7 @@
 # ehost-cmdline: reserve_mem=256M:2M:critmem
 # ehost-memory: 2G
 # ehost-timeout: 120
+# ehost-kernels: test debug
 #
 # mmap without ALLOC allocates a slice of exactly the mapping's length (as
 # QEMU's memory-backend-file,mem-path=/dev/critmem,share=on does); it reads

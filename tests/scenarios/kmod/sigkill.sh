@@ -1,6 +1,7 @@
 # ehost-cmdline: reserve_mem=256M:2M:critmem
 # ehost-memory: 2G
 # ehost-timeout: 120
+# ehost-kernels: test debug
 #
 # Test 5, SIGKILL release: a holder with an open file and a live mapping is
 # killed with SIGKILL; its slice returns to the pool (free back to size).
