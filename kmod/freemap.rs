@@ -160,8 +160,7 @@ impl FreeMap {
     }
 
     /// Finds a place for `size` bytes aligned to `align` (a power of two, at
-    /// least [`PAGE_SIZE`]), or `None` if no free
-    /// range can hold it.
+    /// least [`PAGE_SIZE`]), or `None` if no free range can hold it.
     ///
     /// The policy keeps whole 1 GiB-aligned 1 GiB blocks free for as long as
     /// possible, so that one user handing out many small, widely aligned
@@ -185,9 +184,10 @@ impl FreeMap {
     /// lowest aligned place, and for slices smaller than 1 GiB also the
     /// highest aligned place (aligned down from the range's end). A small
     /// slice therefore goes to an edge of a run, into a block that is already
-    /// broken when one is, and never into the middle of a run where it would
-    /// split two whole blocks' worth of room. The lowest place of any range
-    /// that can hold the slice fits, so `None` means no free range can.
+    /// broken when one is, rather than into the middle of a run, where it
+    /// would break a block that a place at an edge leaves whole. The lowest
+    /// place of any range that can hold the slice fits, so `None` means no
+    /// free range can.
     pub(crate) fn find(&self, size: u64, align: u64) -> Option<Fit> {
         // Compared as a tuple: not zeroed, blocks broken, run length, address.
         let mut best: Option<((bool, u64, u64, u64), Fit)> = None;

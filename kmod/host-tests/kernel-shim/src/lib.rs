@@ -9,13 +9,13 @@
 //! `rust/kernel/alloc.rs`, `rust/kernel/error.rs` and `pr_err!`), so that the
 //! same source file builds in both places unchanged.
 //!
-//! The one thing the kernel has no counterpart for is
-//! [`alloc::fail_allocations_after`]: tests use it to make allocations fail,
-//! as `kmalloc` may in the kernel.
+//! Two items have no real counterpart: [`alloc::fail_allocations_after`]
+//! lets tests make allocations fail, as `kmalloc` may in the kernel, and
+//! [`init::Init`] only reproduces the method-name clash that the kernel
+//! prelude's `pin_init::Init` causes.
 //!
 //! [`KVec`](alloc::KVec) models the kernel's capacity exactly: `reserve`
 //! grows to `max(2 * capacity, len + additional)`, as kvec.rs does, and the
-//!
 //! `*_within_capacity` methods fail at that capacity, whatever spare room
 //! the standard vector behind it happens to have. Tests of capacity
 //! invariants therefore see the kernel's numbers.
