@@ -168,28 +168,29 @@ pub(crate) unsafe fn fill_samples(base: u64, len: u64, seed: u64) {
     }
 }
 
-/// Whether this process can read the 8 bytes at `addr`: `process_vm_readv`
-/// on itself fails with `EFAULT` where nothing is mapped, without a signal.
+/// Whether this process can read the 8 bytes at `addr`, without a signal:
+/// `write` from there into a pipe copies them through the kernel's user
+/// access, which fails with `EFAULT` where nothing readable is mapped.
+/// (`process_vm_readv` would do too, but the test kernel has no
+/// CROSS_MEMORY_ATTACH.)
 pub(crate) fn readable(addr: u64) -> Result<bool, String> {
-    let mut word = 0u64;
-    let local = libc::iovec {
-        iov_base: (&mut word as *mut u64).cast(),
-        iov_len: 8,
-    };
-    let remote = libc::iovec {
-        iov_base: addr as *mut libc::c_void,
-        iov_len: 8,
-    };
-    // SAFETY: the local iovec points at `word`, 8 writable bytes; the
-    // remote one is only read by the kernel, which checks it.
-    let r = unsafe { libc::process_vm_readv(libc::getpid(), &local, 1, &remote, 1, 0) };
+    let mut fds = [0i32; 2];
+    // SAFETY: `fds` has room for the two descriptors.
+    if unsafe { libc::pipe(fds.as_mut_ptr()) } != 0 {
+        return Err(format!("pipe: {}", io::Error::last_os_error()));
+    }
+    // SAFETY: the kernel only reads `[addr, addr + 8)` and checks it.
+    let r = unsafe { libc::write(fds[1], addr as *const libc::c_void, 8) };
+    let e = io::Error::last_os_error();
+    // SAFETY: both descriptors were just made by `pipe` and are ours.
+    unsafe {
+        libc::close(fds[0]);
+        libc::close(fds[1]);
+    }
     match r {
         8 => Ok(true),
-        -1 if io::Error::last_os_error().raw_os_error() == Some(libc::EFAULT) => Ok(false),
-        _ => Err(format!(
-            "process_vm_readv at {addr:#x}: {}",
-            io::Error::last_os_error()
-        )),
+        -1 if e.raw_os_error() == Some(libc::EFAULT) => Ok(false),
+        _ => Err(format!("write from {addr:#x} into a pipe: {r}: {e}")),
     }
 }
 

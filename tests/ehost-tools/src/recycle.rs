@@ -19,7 +19,8 @@
 //!    `old_phys=` and `ready=1` and waits for FILE, which the scenario makes
 //!    once a new owner holds the same range with its own data.
 //! 6. Then: every address the old mapping ever had is unmapped
-//!    (`process_vm_readv` fails, `/proc/self/maps` has nothing there); the
+//!    (a `write` from there into a pipe fails with `EFAULT`, and
+//!    `/proc/self/maps` has no critmem mapping there); the
 //!    `other` slice still holds its own data; an mmap of the new file at a
 //!    non-zero offset fails with `EINVAL` (a file with no slice maps only by
 //!    allocating at offset 0), and its INFO shows no slice
