@@ -8,7 +8,7 @@
 
 use crate::{
     abi,
-    layout::{SZ_1G, SZ_2M},
+    layout::{self, SZ_1G, SZ_2M},
     pool::{Owner, Pool, Slice, Zeroing},
     sys, vma,
 };
@@ -120,7 +120,7 @@ impl Drop for Registration {
 const MAP_FIXED: ffi::c_ulong = 0x10;
 
 /// `f_op->get_unmapped_area`: places mappings without an address hint so that
-/// huge pages fit.
+/// huge pages fit, by [`layout::place_mapping`].
 ///
 /// For a length of at least 1 GiB (2 MiB), the address is chosen congruent
 /// to the mapped physical address modulo 1 GiB (2 MiB): the slice's start
@@ -142,39 +142,26 @@ unsafe extern "C" fn get_unmapped_area(
     // the caller's arguments in this context.
     let default =
         |addr, len, pgoff| unsafe { bindings::mm_get_unmapped_area(file, addr, len, pgoff, flags) };
-    let align = if len as u64 >= SZ_1G {
-        SZ_1G
-    } else if len as u64 >= SZ_2M {
-        SZ_2M
-    } else {
-        0
+    let phys = || {
+        // SAFETY: The file is open, so `private_data` is the pointer our
+        // `open` made with `into_foreign` and `release` has not taken it back.
+        let me = unsafe {
+            <<CritmemFile as MiscDevice>::Ptr as ForeignOwnable>::borrow((*file).private_data)
+        };
+        let offset = (pgoff as u64) << 12;
+        match me.slice_start() {
+            Some(start) => start.wrapping_add(offset),
+            None => offset,
+        }
     };
-    if align == 0 || addr != 0 || flags & MAP_FIXED != 0 {
-        return default(addr, len, pgoff);
-    }
-    // SAFETY: The file is open, so `private_data` is the pointer our `open`
-    // made with `into_foreign` and `release` has not taken it back.
-    let me = unsafe {
-        <<CritmemFile as MiscDevice>::Ptr as ForeignOwnable>::borrow((*file).private_data)
-    };
-    let offset = (pgoff as u64) << 12;
-    let phys = match me.slice_start() {
-        Some(start) => start.wrapping_add(offset),
-        None => offset,
-    };
-    let residue = phys % align;
-    let Some(padded) = len.checked_add(align as ffi::c_ulong) else {
-        return default(addr, len, pgoff);
-    };
-    let base = default(0, padded, 0);
-    if base > (-4096i64) as ffi::c_ulong {
-        // IS_ERR_VALUE: no room for the padded length; try the plain one.
-        return default(addr, len, pgoff);
-    }
-    // The first address at or above `base` congruent to `phys`; it and the
-    // `len` bytes after it lie inside the padded hole.
-    let base64 = base as u64;
-    (base64 + (residue + align - base64 % align) % align) as ffi::c_ulong
+    layout::place_mapping(
+        addr as u64,
+        len as u64,
+        flags & MAP_FIXED != 0,
+        phys,
+        |padded| default(0, padded as ffi::c_ulong, 0) as u64,
+        || default(addr, len, pgoff) as u64,
+    ) as ffi::c_ulong
 }
 
 /// What an open file owns.

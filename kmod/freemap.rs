@@ -10,6 +10,7 @@
 //! Nothing here touches the memory itself: this is pure bookkeeping, guarded
 //! by the pool's lock.
 
+use crate::layout::{PAGE_SIZE, SZ_1G};
 use kernel::prelude::*;
 
 /// A free physical range `[start, end)`.
@@ -41,12 +42,25 @@ fn fit(start: u64, end: u64, size: u64, align: u64) -> Option<u64> {
     (at.checked_add(size)? <= end).then_some(at)
 }
 
-/// A place [`FreeMap::find`] found.
-#[derive(Clone, Copy, Debug)]
+/// Where `size` bytes aligned to `align` fit last in `[start, end)`.
+fn fit_high(start: u64, end: u64, size: u64, align: u64) -> Option<u64> {
+    let at = end.checked_sub(size)? & !(align - 1);
+    (at >= start).then_some(at)
+}
+
+/// The whole 1 GiB-aligned 1 GiB blocks inside `[start, end)`, as the range
+/// `[first, last)` they cover (empty when `first >= last`).
+fn whole_blocks(start: u64, end: u64) -> (u64, u64) {
+    (align_up(start, SZ_1G).unwrap_or(u64::MAX), end & !(SZ_1G - 1))
+}
+
+/// A place chosen by [`FreeMap::find`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Fit {
-    /// Its first byte.
+    /// First byte of the place.
     pub(crate) at: u64,
-    /// Whether every byte of it is already zeroed.
+    /// Whether every byte of the place is already zeroed, so handing it out
+    /// needs no zeroing.
     pub(crate) zeroed: bool,
 }
 
@@ -59,7 +73,8 @@ pub(crate) struct Fit {
 /// - Two touching extents (`a.end == b.start`) differ in `zeroed`.
 /// - `extents` has spare capacity for at least `taken + 1` more elements,
 ///   where `taken` counts ranges handed out by [`FreeMap::take`] and not yet
-///   returned by [`FreeMap::give_back`]. So `give_back`, which runs when a
+///   returned by [`FreeMap::give_back`] or
+///   [`FreeMap::give_back_partly_zeroed`]. So `give_back`, which runs when a
 ///   slice is dropped and cannot fail, never allocates.
 pub(crate) struct FreeMap {
     extents: KVec<Extent>,
@@ -97,83 +112,117 @@ impl FreeMap {
             .sum()
     }
 
-    /// Calls `f` with each maximal run of touching extents, as `[start, end)`.
-    fn for_each_run(&self, mut f: impl FnMut(u64, u64)) {
-        let mut run: Option<(u64, u64)> = None;
-        for e in self.extents.iter() {
-            run = match run {
-                Some((s, end)) if end == e.start => Some((s, e.end)),
-                Some((s, end)) => {
-                    f(s, end);
-                    Some((e.start, e.end))
-                }
-                None => Some((e.start, e.end)),
-            };
-        }
-        if let Some((s, end)) = run {
-            f(s, end);
-        }
+    /// The maximal runs of touching extents, as index ranges into `extents`.
+    fn runs(&self) -> impl Iterator<Item = core::ops::Range<usize>> + '_ {
+        let mut next = 0;
+        core::iter::from_fn(move || {
+            let first = next;
+            if first >= self.extents.len() {
+                return None;
+            }
+            next += 1;
+            while next < self.extents.len() && self.extents[next - 1].end == self.extents[next].start
+            {
+                next += 1;
+            }
+            Some(first..next)
+        })
+    }
+
+    /// The free range `[start, end)` that the run `run` covers.
+    fn run_bounds(&self, run: &core::ops::Range<usize>) -> (u64, u64) {
+        (self.extents[run.start].start, self.extents[run.end - 1].end)
     }
 
     /// Largest contiguous free range in bytes.
     pub(crate) fn largest_free(&self) -> u64 {
-        let mut largest = 0;
-        self.for_each_run(|s, e| largest = largest.max(e - s));
-        largest
+        self.runs()
+            .map(|run| {
+                let (start, end) = self.run_bounds(&run);
+                end - start
+            })
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Bytes of the largest contiguous free range made of whole 1 GiB-aligned
+    /// 1 GiB blocks (0 if no such block is free): the largest slice that can
+    /// still be mapped with 1 GiB pages only.
+    pub(crate) fn largest_free_1g(&self) -> u64 {
+        self.runs()
+            .map(|run| {
+                let (start, end) = self.run_bounds(&run);
+                let (first, last) = whole_blocks(start, end);
+                last.saturating_sub(first)
+            })
+            .max()
+            .unwrap_or(0)
     }
 
     /// Finds a place for `size` bytes aligned to `align` (a power of two, at
-    /// least [`PAGE_SIZE`](crate::layout::PAGE_SIZE)).
+    /// least [`PAGE_SIZE`]), or `None` if no free
+    /// range can hold it.
     ///
-    /// Prefers a place that is already entirely zeroed, so that ALLOC costs
-    /// no zeroing; among candidates, it takes the smallest free range that
-    /// fits (best fit), keeping large aligned ranges for large slices.
+    /// The policy keeps whole 1 GiB-aligned 1 GiB blocks free for as long as
+    /// possible, so that one user handing out many small, widely aligned
+    /// slices (for example from many open files) cannot leave every other
+    /// user without a 1 GiB page. Among the candidate places, in this order
+    /// of importance, it prefers:
+    ///
+    /// 1. one that is entirely zeroed, so that ALLOC costs no zeroing. This
+    ///    wins even over breaking a whole block: a dirty place would be
+    ///    zeroed synchronously, inside the caller's ALLOC. The background
+    ///    zeroer runs after every release, so freed holes are soon zeroed
+    ///    and compete again;
+    /// 2. the one that leaves the most whole free 1 GiB blocks, i.e. that
+    ///    overlaps the fewest blocks all of whose bytes are free (zeroed or
+    ///    dirty);
+    /// 3. the smallest containing free run (best fit), keeping large runs for
+    ///    large slices;
+    /// 4. the lowest address.
+    ///
+    /// The candidates are, in every free run and in every zeroed extent, the
+    /// lowest aligned place, and for slices smaller than 1 GiB also the
+    /// highest aligned place (aligned down from the range's end). A small
+    /// slice therefore goes to an edge of a run, into a block that is already
+    /// broken when one is, and never into the middle of a run where it would
+    /// split two whole blocks' worth of room. The lowest place of any range
+    /// that can hold the slice fits, so `None` means no free range can.
     pub(crate) fn find(&self, size: u64, align: u64) -> Option<Fit> {
-        let mut best: Option<(u64, u64)> = None;
-        let consider = |best: &mut Option<(u64, u64)>, start: u64, end: u64| {
-            if let Some(at) = fit(start, end, size, align) {
-                if best.is_none_or(|(len, _)| end - start < len) {
-                    *best = Some((end - start, at));
+        // Compared as a tuple: not zeroed, blocks broken, run length, address.
+        let mut best: Option<((bool, u64, u64, u64), Fit)> = None;
+        for run in self.runs() {
+            let (run_start, run_end) = self.run_bounds(&run);
+            let (first_block, last_block) = whole_blocks(run_start, run_end);
+            let mut consider = |at: u64| {
+                let end = at + size;
+                let zeroed = self.extents[run.clone()]
+                    .iter()
+                    .any(|e| e.zeroed && e.start <= at && end <= e.end);
+                let lo = first_block.max(at & !(SZ_1G - 1));
+                let hi = last_block.min(align_up(end, SZ_1G).unwrap_or(u64::MAX));
+                let broken = hi.saturating_sub(lo) / SZ_1G;
+                let key = (!zeroed, broken, run_end - run_start, at);
+                if best.is_none_or(|(best_key, _)| key < best_key) {
+                    best = Some((key, Fit { at, zeroed }));
                 }
+            };
+            let mut consider_range = |start: u64, end: u64| {
+                if let Some(at) = fit(start, end, size, align) {
+                    consider(at);
+                    if size < SZ_1G {
+                        if let Some(high) = fit_high(start, end, size, align) {
+                            consider(high);
+                        }
+                    }
+                }
+            };
+            consider_range(run_start, run_end);
+            for e in self.extents[run.clone()].iter().filter(|e| e.zeroed) {
+                consider_range(e.start, e.end);
             }
-        };
-        for e in self.extents.iter().filter(|e| e.zeroed) {
-            consider(&mut best, e.start, e.end);
         }
-        if let Some((_, at)) = best {
-            return Some(Fit { at, zeroed: true });
-        }
-        self.for_each_run(|s, e| consider(&mut best, s, e));
-        best.map(|(_, at)| Fit { at, zeroed: false })
-    }
-
-    /// Bytes of the largest free run made of whole 1 GiB-aligned blocks.
-    pub(crate) fn largest_free_1g(&self) -> u64 {
-        const SZ_1G: u64 = 1 << 30;
-        let mut largest = 0;
-        self.for_each_run(|s, e| {
-            if let Some(first) = align_up(s, SZ_1G) {
-                let last = e & !(SZ_1G - 1);
-                largest = largest.max(last.saturating_sub(first));
-            }
-        });
-        largest
-    }
-
-    /// Returns `[start, start + size)`, earlier removed by [`FreeMap::take`],
-    /// with only the `dirty` parts (sorted, inside the range) unzeroed.
-    /// Never fails: without room for the extra extents the whole range
-    /// counts as dirty.
-    pub(crate) fn give_back_partly_zeroed(&mut self, start: u64, size: u64, dirty: &[(u64, u64)]) {
-        self.give_back(start, size);
-        let mut at = start;
-        for &(s, e) in Iterator::chain(dirty.iter(), core::iter::once(&(start + size, start + size))) {
-            if at < s {
-                // Failure leaves that part dirty, which is only slower.
-                let _ = self.mark_zeroed(at, s);
-            }
-            at = at.max(e);
-        }
+        best.map(|(_, fit)| fit)
     }
 
     /// Index of the first extent ending after `addr`.
@@ -285,6 +334,64 @@ impl FreeMap {
         self.coalesce();
     }
 
+    /// Returns `[start, start + size)`, earlier removed by [`FreeMap::take`],
+    /// whose parts outside `dirty` are known to be zeroed: a synchronous
+    /// zeroing that stopped half way. `dirty` is sorted, non-overlapping,
+    /// page aligned and inside the range.
+    ///
+    /// Never fails: if room for the extra extents cannot be reserved, or
+    /// `dirty` breaks its rules, the whole range comes back dirty, as
+    /// [`FreeMap::give_back`] returns it (zeroed memory counted as dirty
+    /// only costs a second zeroing).
+    pub(crate) fn give_back_partly_zeroed(&mut self, start: u64, size: u64, dirty: &[(u64, u64)]) {
+        let Some(end) = start.checked_add(size) else {
+            return self.give_back(start, size);
+        };
+        // Pieces alternate zeroed, dirty, zeroed, ...; empty ones are skipped.
+        let mut pieces = 0;
+        let mut cursor = start;
+        for &(s, e) in dirty {
+            if s < cursor || e < s || e > end || s % PAGE_SIZE != 0 || e % PAGE_SIZE != 0 {
+                pr_err!("bad dirty list for the range at {start:#x}, returned all dirty\n");
+                return self.give_back(start, size);
+            }
+            pieces += usize::from(cursor < s) + usize::from(s < e);
+            cursor = e;
+        }
+        pieces += usize::from(cursor < end);
+        // After `pieces` insertions `taken - 1 + 1` must stay spare.
+        if self.extents.reserve(self.taken + pieces, GFP_KERNEL).is_err() {
+            return self.give_back(start, size);
+        }
+        let mut at = self.first_ending_after(start);
+        let mut cursor = start;
+        let mut insert = |s: u64, e: u64, zeroed: bool, at: &mut usize| {
+            if s < e {
+                // Cannot fail: capacity reserved above.
+                let _ = self.extents.insert_within_capacity(
+                    *at,
+                    Extent {
+                        start: s,
+                        end: e,
+                        zeroed,
+                    },
+                );
+                *at += 1;
+            }
+        };
+        for &(s, e) in dirty {
+            insert(cursor, s, true, &mut at);
+            insert(s, e, false, &mut at);
+            cursor = e;
+        }
+        insert(cursor, end, true, &mut at);
+        // INVARIANT: `pieces` elements were added against `taken + pieces`
+        // spare, so `taken` remain for the `taken - 1` ranges still out;
+        // coalescing only removes.
+        self.taken = self.taken.saturating_sub(1);
+        self.coalesce();
+    }
+
     /// The first dirty free range, cut to at most `chunk` bytes (a power of
     /// two) ending on a `chunk` boundary.
     pub(crate) fn next_dirty(&self, chunk: u64) -> Option<(u64, u64)> {
@@ -335,3 +442,7 @@ impl FreeMap {
         Ok(())
     }
 }
+
+#[cfg(test)]
+#[path = "host-tests/src/freemap_tests.rs"]
+mod tests;

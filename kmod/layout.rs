@@ -1,11 +1,13 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Page sizes, and the geometry of one mapping of a slice: which page may map
-//! an address, and where the mapping may be cut.
+//! Page sizes, and the geometry of one mapping of a slice: which page a fault
+//! maps ([`MappingGeometry::fault`]), where the mapping may be cut, and where
+//! a new mapping is placed so that huge pages fit ([`place_mapping`]).
 //!
 //! This is pure arithmetic with no kernel calls, so that the build machine's
 //! `cargo test` checks it (`kmod/host-tests` compiles this file through
-//! `#[path]`). `vma.rs` is the unsafe glue that applies it.
+//! `#[path]`). `vma.rs` (`huge_fault`, `may_split`) and `device.rs`
+//! (`get_unmapped_area`) are the thin unsafe glue that applies it.
 //!
 //! # The rule for cuts
 //!
@@ -27,6 +29,42 @@ pub(crate) const PAGE_SIZE: u64 = 4096;
 pub(crate) const SZ_2M: u64 = 2 << 20;
 /// A PUD-level huge page.
 pub(crate) const SZ_1G: u64 = 1 << 30;
+
+/// `PMD_ORDER` on x86_64: a 2 MiB page is `1 << 9` base pages. `vma.rs`
+/// checks at build time that it equals the kernel's.
+pub(crate) const PMD_ORDER: u32 = 9;
+/// `PUD_ORDER` on x86_64: a 1 GiB page is `1 << 18` base pages.
+pub(crate) const PUD_ORDER: u32 = 18;
+
+/// The page size a fault of `order` (0 for `.fault`, else the order
+/// `.huge_fault` is asked for) wants, or `None` for an order we never map:
+/// orders between the page-table levels, and PUD without 1 GiB pages.
+pub(crate) fn fault_page_size(order: u32, pud_pages: bool) -> Option<u64> {
+    match order {
+        0 => Some(PAGE_SIZE),
+        PMD_ORDER => Some(SZ_2M),
+        PUD_ORDER if pud_pages => Some(SZ_1G),
+        _ => None,
+    }
+}
+
+/// What a fault handler does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum FaultAction {
+    /// Map the `page`-sized block at `va` to physical `pa` with one entry.
+    Insert {
+        /// First virtual address of the block.
+        va: u64,
+        /// Physical address of the block, `page` aligned.
+        pa: u64,
+        /// The page size: [`PAGE_SIZE`], [`SZ_2M`] or [`SZ_1G`].
+        page: u64,
+    },
+    /// No entry of this size here: the core retries with a smaller page.
+    Fallback,
+    /// Not even a 4 KiB page of the slice lies here.
+    SigBus,
+}
 
 /// Where one vma of a slice lies, in virtual and in physical memory.
 #[derive(Clone, Copy, Debug)]
@@ -71,6 +109,21 @@ impl MappingGeometry {
         (pa % page == 0).then_some((block_va, pa))
     }
 
+    /// What a fault at `va` asking for a page of `order` does: insert the
+    /// block around `va` when [`MappingGeometry::block`] allows that page
+    /// size, otherwise fall back to a smaller page (huge orders) or raise
+    /// SIGBUS (order 0: the address maps no byte of the slice).
+    pub(crate) fn fault(&self, va: u64, order: u32) -> FaultAction {
+        let Some(page) = fault_page_size(order, self.pud_pages) else {
+            return FaultAction::Fallback;
+        };
+        match self.block(va, page) {
+            Some((va, pa)) => FaultAction::Insert { va, pa, page },
+            None if order == 0 => FaultAction::SigBus,
+            None => FaultAction::Fallback,
+        }
+    }
+
     /// The size of the largest huge entry that may map a block strictly
     /// containing `addr` (one that would straddle a cut at `addr`), if any.
     pub(crate) fn huge_page_across(&self, addr: u64) -> Option<u64> {
@@ -102,6 +155,62 @@ impl MappingGeometry {
             (start, start + (end - first))
         })
     }
+}
+
+/// The alignment a mapping of `len` bytes wants so that huge pages can map
+/// it: 1 GiB from 1 GiB on, 2 MiB from 2 MiB on, none below.
+pub(crate) fn mapping_align(len: u64) -> Option<u64> {
+    if len >= SZ_1G {
+        Some(SZ_1G)
+    } else if len >= SZ_2M {
+        Some(SZ_2M)
+    } else {
+        None
+    }
+}
+
+/// `IS_ERR_VALUE`: the top 4095 values of an address are negative errnos.
+fn is_err_value(value: u64) -> bool {
+    value > (-4096i64) as u64
+}
+
+/// The policy of `f_op->get_unmapped_area`: the address for a new mapping
+/// of `len` bytes.
+///
+/// A mapping with no address hint (`addr == 0`), not `MAP_FIXED`, of at least
+/// 2 MiB goes to the first address congruent to `phys()` (the physical
+/// address its first byte will map) modulo [`mapping_align`] inside a hole of
+/// `len + align` bytes that `hole` finds, so that huge pages fit.
+/// Everything else, and every case where that fails (the padded length
+/// overflows, `hole` returns an error value, the address would overflow),
+/// gets `plain()`, the default placement of the request as it was made.
+/// `phys` is only called when its answer is used.
+pub(crate) fn place_mapping(
+    addr: u64,
+    len: u64,
+    fixed: bool,
+    phys: impl FnOnce() -> u64,
+    hole: impl FnOnce(u64) -> u64,
+    plain: impl FnOnce() -> u64,
+) -> u64 {
+    let Some(align) = mapping_align(len) else {
+        return plain();
+    };
+    if addr != 0 || fixed {
+        return plain();
+    }
+    let residue = phys() % align;
+    let Some(padded) = len.checked_add(align) else {
+        return plain();
+    };
+    let base = hole(padded);
+    if is_err_value(base) {
+        return plain();
+    }
+    // The first address at or above `base` congruent to `phys`; it and the
+    // `len` bytes after it lie inside the padded hole.
+    base.checked_add((residue + align - base % align) % align)
+        .unwrap_or_else(plain)
 }
 
 #[cfg(test)]
@@ -241,6 +350,142 @@ mod tests {
         );
     }
 
+    #[test]
+    fn fault_orders_map_to_page_sizes() {
+        assert_eq!(fault_page_size(0, false), Some(K4));
+        assert_eq!(fault_page_size(PMD_ORDER, false), Some(M2));
+        assert_eq!(fault_page_size(PUD_ORDER, true), Some(G));
+        assert_eq!(fault_page_size(PUD_ORDER, false), None);
+        for order in [1, 8, 10, 17, 19, 30] {
+            assert_eq!(fault_page_size(order, true), None, "order {order}");
+        }
+    }
+
+    #[test]
+    fn faults_insert_the_largest_allowed_block_or_fall_back() {
+        let g = geo(64 * G, G, 4 * G);
+        let va = 64 * G + 5 * M2 + 3 * K4;
+        assert_eq!(
+            g.fault(va, PUD_ORDER),
+            FaultAction::Insert {
+                va: 64 * G,
+                pa: 4 * G,
+                page: G
+            }
+        );
+        assert_eq!(
+            g.fault(va, PMD_ORDER),
+            FaultAction::Insert {
+                va: 64 * G + 5 * M2,
+                pa: 4 * G + 5 * M2,
+                page: M2
+            }
+        );
+        assert_eq!(
+            g.fault(va, 0),
+            FaultAction::Insert {
+                va: 64 * G + 5 * M2 + 3 * K4,
+                pa: 4 * G + 5 * M2 + 3 * K4,
+                page: K4
+            }
+        );
+        assert_eq!(g.fault(va, 3), FaultAction::Fallback);
+        let no_pud = MappingGeometry {
+            pud_pages: false,
+            ..g
+        };
+        assert_eq!(no_pud.fault(va, PUD_ORDER), FaultAction::Fallback);
+        // Not congruent modulo 2 MiB: both huge orders fall back.
+        let g = geo(64 * G + K4, G, 4 * G);
+        assert_eq!(g.fault(64 * G + M2, PUD_ORDER), FaultAction::Fallback);
+        assert_eq!(g.fault(64 * G + 2 * M2, PMD_ORDER), FaultAction::Fallback);
+    }
+
+    #[test]
+    fn a_fault_past_the_slice_is_sigbus() {
+        // The vma is longer than what is left of the slice after its offset.
+        let g = MappingGeometry {
+            offset: M2,
+            ..geo(64 * G, 2 * M2, 4 * G)
+        };
+        assert_eq!(g.fault(64 * G + M2 + K4, 0), FaultAction::SigBus);
+        assert_eq!(g.fault(64 * G + M2 + K4, PMD_ORDER), FaultAction::Fallback);
+        assert!(matches!(g.fault(64 * G, 0), FaultAction::Insert { .. }));
+    }
+
+    #[test]
+    fn mapping_alignment_follows_the_length() {
+        assert_eq!(mapping_align(M2 - K4), None);
+        assert_eq!(mapping_align(M2), Some(M2));
+        assert_eq!(mapping_align(G - K4), Some(M2));
+        assert_eq!(mapping_align(G), Some(G));
+        assert_eq!(mapping_align(u64::MAX), Some(G));
+    }
+
+    /// What [`place_mapping`] asked for and answered.
+    fn place(addr: u64, len: u64, fixed: bool, phys: u64, hole: u64) -> (u64, Vec<String>) {
+        let calls = std::cell::RefCell::new(Vec::new());
+        let at = place_mapping(
+            addr,
+            len,
+            fixed,
+            || {
+                calls.borrow_mut().push("phys".to_string());
+                phys
+            },
+            |padded| {
+                calls.borrow_mut().push(format!("hole {padded:#x}"));
+                hole
+            },
+            || {
+                calls.borrow_mut().push("plain".to_string());
+                0xdead_0000
+            },
+        );
+        (at, calls.into_inner())
+    }
+
+    #[test]
+    fn mappings_are_placed_congruent_to_their_physical_address() {
+        let base = 0x7f00_1234_5000;
+        let (at, calls) = place(0, G, false, 4 * G + 3 * M2, base);
+        assert_eq!(calls, ["phys", "hole 0x80000000"]);
+        assert_eq!(at % G, 3 * M2);
+        assert!(at >= base && at + G <= base + 2 * G);
+        let (at, _) = place(0, 4 * M2, false, 4 * G + K4, base);
+        assert_eq!(at % M2, K4);
+        assert!(at >= base && at + 4 * M2 <= base + 5 * M2);
+        // An already congruent hole is used as it is.
+        assert_eq!(place(0, G, false, 4 * G, 64 * G).0, 64 * G);
+    }
+
+    #[test]
+    fn hinted_fixed_and_small_mappings_get_the_default_placement() {
+        for (addr, len, fixed) in [(0x1000_0000, G, false), (0, G, true), (0, M2 - K4, false)] {
+            let (at, calls) = place(addr, len, fixed, 0, 0);
+            assert_eq!((at, calls.as_slice()), (0xdead_0000, &["plain".to_string()][..]));
+        }
+    }
+
+    #[test]
+    fn failed_or_overflowing_placements_get_the_default_placement() {
+        // -ENOMEM from the padded search.
+        let (at, calls) = place(0, G, false, 0, (-12i64) as u64);
+        assert_eq!((at, calls.len()), (0xdead_0000, 3));
+        // The padded length overflows.
+        let (at, calls) = place(0, u64::MAX - G + 2, false, 0, 0);
+        assert_eq!(at, 0xdead_0000);
+        assert_eq!(calls, ["phys", "plain"]);
+        // The last address that is not an error value is a hole; the next
+        // congruent address would overflow.
+        let top = (-4096i64) as u64;
+        let (at, calls) = place(0, G, false, 0, top);
+        assert_eq!((at, calls.len()), (0xdead_0000, 3));
+        // ... unless it is congruent itself.
+        let (at, calls) = place(0, M2, false, top % M2, top);
+        assert_eq!((at, calls.len()), (top, 2));
+    }
+
     /// A tiny deterministic generator, so the property below needs no crate.
     struct Lcg(u64);
     impl Lcg {
@@ -253,6 +498,29 @@ mod tests {
         }
         fn below(&mut self, n: u64) -> u64 {
             self.next() % n
+        }
+    }
+
+    #[test]
+    fn placed_mappings_fit_their_hole_and_are_congruent() {
+        let mut rng = Lcg(0x91ace);
+        for _ in 0..5000 {
+            let len = (1 + rng.below(3 * G / K4)) * K4;
+            let base = rng.below(1 << 35) * K4;
+            let phys = rng.below(1 << 40) * K4;
+            let mut padded = 0;
+            let at = place_mapping(0, len, false, || phys, |p| {
+                padded = p;
+                base
+            }, || 0);
+            match mapping_align(len) {
+                None => assert_eq!(at, 0),
+                Some(align) => {
+                    assert_eq!(padded, len + align);
+                    assert_eq!(at % align, phys % align, "{len:#x} {base:#x} {phys:#x}");
+                    assert!(at >= base && at + len <= base + padded);
+                }
+            }
         }
     }
 

@@ -23,7 +23,7 @@
 //! the pages its own alignment allows.
 
 use crate::{
-    layout::{MappingGeometry, PAGE_SIZE, SZ_1G, SZ_2M},
+    layout::{FaultAction, MappingGeometry, PMD_ORDER, PUD_ORDER, SZ_1G, SZ_2M},
     pool::Slice,
 };
 use kernel::{
@@ -259,18 +259,13 @@ unsafe extern "C" fn vma_huge_fault(
     // SAFETY: The vma is ours and alive (see above).
     let slice = unsafe { slice_of(vma) };
 
-    let page = match order {
-        0 => PAGE_SIZE,
-        bindings::PMD_ORDER => SZ_2M,
-        bindings::PUD_ORDER if slice.pool().caps().pud => SZ_1G,
-        _ => return bindings::vm_fault_reason_VM_FAULT_FALLBACK,
-    };
-    let Some((va, pa)) = geometry(area, &slice).block(address, page) else {
-        return if order == 0 {
-            bindings::vm_fault_reason_VM_FAULT_SIGBUS
-        } else {
-            bindings::vm_fault_reason_VM_FAULT_FALLBACK
-        };
+    // The pure policy names the orders by x86_64's values; they must be the
+    // kernel's.
+    const _: () = assert!(PMD_ORDER == bindings::PMD_ORDER && PUD_ORDER == bindings::PUD_ORDER);
+    let (va, pa, page) = match geometry(area, &slice).fault(address, order) {
+        FaultAction::Insert { va, pa, page } => (va, pa, page),
+        FaultAction::Fallback => return bindings::vm_fault_reason_VM_FAULT_FALLBACK,
+        FaultAction::SigBus => return bindings::vm_fault_reason_VM_FAULT_SIGBUS,
     };
     let pfn = (pa >> PAGE_SHIFT) as ffi::c_ulong;
     // SAFETY: `vmf` is a valid fault for our VM_PFNMAP, shared vma; the block
@@ -278,12 +273,14 @@ unsafe extern "C" fn vma_huge_fault(
     // lies inside the slice the vma holds a reference to, so the memory stays
     // ours while mapped (the slice outlives every vma mapping it). For the
     // huge orders the core prepared `vmf->pmd`/`vmf->pud`, and `pa` is aligned
-    // to the page size.
+    // to the page size. `fault` returns a 2 MiB page only for PMD_ORDER and a
+    // 1 GiB page only for PUD_ORDER, so the entry matches the level the core
+    // prepared.
     unsafe {
-        match order {
-            0 => bindings::vmf_insert_pfn(vma, va as ffi::c_ulong, pfn),
-            bindings::PMD_ORDER => bindings::vmf_insert_pfn_pmd(vmf, pfn, write),
-            _ => bindings::vmf_insert_pfn_pud(vmf, pfn, write),
+        match page {
+            SZ_1G => bindings::vmf_insert_pfn_pud(vmf, pfn, write),
+            SZ_2M => bindings::vmf_insert_pfn_pmd(vmf, pfn, write),
+            _ => bindings::vmf_insert_pfn(vma, va as ffi::c_ulong, pfn),
         }
     }
 }
