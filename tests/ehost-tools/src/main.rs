@@ -3,6 +3,8 @@
 //! own module and prints `key=value` lines that scenarios parse.
 
 mod args;
+mod churn;
+mod concurrent;
 mod critmem_dev;
 mod cut;
 mod fault_kernel;
@@ -10,6 +12,9 @@ mod kvm_selftest;
 mod map_file;
 mod memwrite;
 mod pattern;
+mod procs;
+mod recycle;
+mod sharing;
 mod phys;
 mod physscan;
 mod size;
@@ -111,6 +116,20 @@ enum Command {
     TscKhz,
     /// Print a size in bytes (or whole MiB), read with the one size grammar.
     Size(size::SizeArgs),
+    /// SIGKILL slice holders while zeroing and while mapped, in cycles.
+    Churn(churn::ChurnArgs),
+    /// Share a slice with a forked child that outlives the parent.
+    ForkShare(sharing::ForkShareArgs),
+    /// Send a slice's file over a unix socket (SCM_RIGHTS), then exit.
+    ScmSend(sharing::ScmSendArgs),
+    /// Receive a slice's file over a unix socket and read its data.
+    ScmRecv(sharing::ScmRecvArgs),
+    /// ALLOC from many threads at once; check for overlaps.
+    ConcurrentAlloc(concurrent::ConcurrentArgs),
+    /// Hold many small slices, one per file, until killed.
+    HoldMany(concurrent::HoldManyArgs),
+    /// Move a 1 GiB mapping, free it, recycle it; the old owner sees nothing.
+    Recycle(recycle::RecycleArgs),
 }
 
 /// An error and its cause on one line (the errors cmtool reports have at
@@ -151,6 +170,13 @@ fn main() -> ExitCode {
         Command::Hog { mb, seconds } => memwrite::hog(mb, seconds),
         Command::TscKhz => tsc::run(),
         Command::Size(a) => size::run(&a),
+        Command::Churn(a) => churn::run(&a),
+        Command::ForkShare(a) => sharing::fork_share(&a),
+        Command::ScmSend(a) => sharing::scm_send(&a),
+        Command::ScmRecv(a) => sharing::scm_recv(&a),
+        Command::ConcurrentAlloc(a) => concurrent::concurrent(&a),
+        Command::HoldMany(a) => concurrent::hold_many(&a),
+        Command::Recycle(a) => recycle::run(&a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -197,6 +223,13 @@ mod tests {
             "cmtool tsc-khz",
             "cmtool size --in-mib -- 512M",
             "cmtool size 0x40000000",
+            "cmtool churn --cycles 100 --size 256M",
+            "cmtool fork-share --size 64M --seed 0x1234 --go /tmp/go",
+            "cmtool scm-send --socket /tmp/s --size 64M --seed 0x1234",
+            "cmtool scm-recv --socket /tmp/s --seed 0x1234 --go /tmp/go",
+            "cmtool concurrent-alloc --threads 16 --rounds 40 --sizes 4K,2M,6M --aligns 0,4M",
+            "cmtool hold-many --count 256 --sizes 2M,4K --align 2M --release-odd --refill 128",
+            "cmtool recycle --go /tmp/go",
         ] {
             Cli::try_parse_from(line.split_whitespace()).unwrap_or_else(|e| panic!("{line}: {e}"));
         }
