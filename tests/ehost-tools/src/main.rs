@@ -2,6 +2,8 @@
 //! guest) by the scenarios and the benchmarks. Each subcommand lives in its
 //! own module and prints `key=value` lines that scenarios parse.
 
+mod access;
+mod alloc_many;
 mod args;
 mod critmem_dev;
 mod cut;
@@ -12,8 +14,10 @@ mod memwrite;
 mod pattern;
 mod phys;
 mod physscan;
+mod signals;
 mod size;
 mod tsc;
+mod zero_race;
 
 use std::process::ExitCode;
 
@@ -102,6 +106,16 @@ enum Command {
     TscKhz,
     /// Print a size in bytes (or whole MiB), read with the one size grammar.
     Size(size::SizeArgs),
+    /// A dirty ALLOC in one thread while another faults, reads its maps, mmaps.
+    ZeroRace(zero_race::ZeroRaceArgs),
+    /// ALLOC under a SIGALRM storm, with or without SA_RESTART.
+    AllocStorm(signals::AllocStormArgs),
+    /// Drop to a user and group id, then run a cmtool subcommand.
+    RunAs(access::RunAsArgs),
+    /// ALLOC with the request in a read-only page (EFAULT), then INFO and ALLOC again.
+    AllocEfault(access::AllocEfaultArgs),
+    /// Hold N files, each with a slice of its own ALLOC.
+    AllocMany(alloc_many::AllocManyArgs),
 }
 
 /// An error and its cause on one line (the errors cmtool reports have at
@@ -132,6 +146,11 @@ fn main() -> ExitCode {
         Command::Hog { mb, seconds } => memwrite::hog(mb, seconds),
         Command::TscKhz => tsc::run(),
         Command::Size(a) => size::run(&a),
+        Command::ZeroRace(a) => zero_race::run(&a),
+        Command::AllocStorm(a) => signals::run(&a),
+        Command::RunAs(a) => access::run_as(&a),
+        Command::AllocEfault(a) => access::alloc_efault(&a),
+        Command::AllocMany(a) => alloc_many::run(&a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -176,6 +195,13 @@ mod tests {
             "cmtool tsc-khz",
             "cmtool size --in-mib -- 512M",
             "cmtool size 0x40000000",
+            "cmtool zero-race --size 2G --op same-file,anon,maps,other-file",
+            "cmtool alloc-storm --size 1G --interval-us 1000 --restart",
+            "cmtool run-as --uid 1000 --gid 1000 -- alloc --size 4M --info --hold",
+            "cmtool run-as --uid 1000 --gid 1000 -- map-file --slice-of 1 size",
+            "cmtool alloc --size 4M --readonly --expect EBADF",
+            "cmtool alloc-efault --size 4M",
+            "cmtool alloc-many --count 100 --size 4K --align 2M --hold",
         ] {
             Cli::try_parse_from(line.split_whitespace()).unwrap_or_else(|e| panic!("{line}: {e}"));
         }
