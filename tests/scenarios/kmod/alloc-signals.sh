@@ -1,5 +1,5 @@
 # ehost-cmdline: reserve_mem=2G:2M:critmem
-# ehost-memory: 4G
+# ehost-memory: 6G
 # ehost-timeout: 900
 # ehost-kernels: test debug
 #

@@ -1,5 +1,5 @@
 # ehost-cmdline: reserve_mem=1G:1G:critmem
-# ehost-memory: 3G
+# ehost-memory: 6G
 # ehost-timeout: 600
 # ehost-kernels: test debug
 #
