@@ -67,6 +67,26 @@ pub enum ClientError {
         #[source]
         source: io::Error,
     },
+    /// `CRITMEM_IOC_ALLOC` failed with `EDQUOT`: this user's live slices
+    /// would exceed the module's per-user limit.
+    #[error(
+        "CRITMEM_IOC_ALLOC of {} on {path}: this user id would hold more than critmem.ko's \
+         per-user limit (module parameter max_bytes_per_uid); end one of this user's VMs, or \
+         have the administrator raise the limit",
+        human(*size)
+    )]
+    OverUserLimit {
+        /// The device path.
+        path: PathBuf,
+        /// Requested bytes.
+        size: u64,
+    },
+    /// `CRITMEM_IOC_ALLOC` failed with `EBADF`: the file is read-only.
+    #[error("CRITMEM_IOC_ALLOC on {path}: the file was opened read-only; open it read-write")]
+    ReadOnly {
+        /// The device path.
+        path: PathBuf,
+    },
     /// `CRITMEM_IOC_INFO` failed.
     #[error("CRITMEM_IOC_INFO on {path} failed")]
     Info {
@@ -108,7 +128,10 @@ impl ClientError {
     /// caller that expects a certain errno (or works around one) looks here.
     pub fn os_error(&self) -> Option<&io::Error> {
         match self {
-            ClientError::DeviceMissing { .. } | ClientError::PermissionDenied { .. } => None,
+            ClientError::DeviceMissing { .. }
+            | ClientError::PermissionDenied { .. }
+            | ClientError::OverUserLimit { .. }
+            | ClientError::ReadOnly { .. } => None,
             ClientError::Open { source, .. }
             | ClientError::Alloc { source, .. }
             | ClientError::Info { source, .. }
@@ -163,11 +186,16 @@ impl Device {
         // SAFETY: CRITMEM_IOC_ALLOC reads and writes exactly one
         // `AllocRequest`: its size is encoded in the ioctl number.
         unsafe { self.ioctl(CRITMEM_IOC_ALLOC, &mut request) }.map_err(|source| {
-            ClientError::Alloc {
-                path: self.path.clone(),
-                size,
-                align,
-                source,
+            let path = self.path.clone();
+            match source.raw_os_error() {
+                Some(libc::EDQUOT) => ClientError::OverUserLimit { path, size },
+                Some(libc::EBADF) => ClientError::ReadOnly { path },
+                _ => ClientError::Alloc {
+                    path,
+                    size,
+                    align,
+                    source,
+                },
             }
         })?;
         Ok(request)
@@ -424,6 +452,15 @@ mod tests {
             path: "/dev/critmem".into(),
         };
         assert!(e.to_string().contains("group kvm"), "{e}");
+        let e = ClientError::OverUserLimit {
+            path: "/dev/critmem".into(),
+            size: 1 << 30,
+        };
+        assert!(e.to_string().contains("max_bytes_per_uid"), "{e}");
+        let e = ClientError::ReadOnly {
+            path: "/dev/critmem".into(),
+        };
+        assert!(e.to_string().contains("open it read-write"), "{e}");
     }
 
     #[test]

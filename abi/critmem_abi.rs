@@ -133,6 +133,9 @@ pub mod map_keys {
     pub const FREE: &str = "free";
     /// Free bytes already zeroed, decimal.
     pub const FREE_ZEROED: &str = "free_zeroed";
+    /// Bytes of the largest free run made of whole 1 GiB-aligned 1 GiB
+    /// blocks (what one more 1 GiB-paged slice could get), decimal.
+    pub const LARGEST_FREE_1G: &str = "largest_free_1g";
     /// Number of live slices, decimal.
     pub const SLICES: &str = "slices";
     /// One line per live slice:

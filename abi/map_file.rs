@@ -102,6 +102,9 @@ pub struct MapFile {
     pub free: u64,
     /// [`map_keys::FREE_ZEROED`]: free bytes already zeroed.
     pub free_zeroed: u64,
+    /// [`map_keys::LARGEST_FREE_1G`]: the largest free run of whole 1 GiB
+    /// blocks, in bytes.
+    pub largest_free_1g: u64,
     /// [`map_keys::SLICES`]: number of live slices.
     pub slice_count: u64,
     /// The [`map_keys::SLICE`] lines, in file order (by id).
@@ -154,7 +157,7 @@ pub fn read(path: &Path) -> Result<MapFile, MapFileError> {
 /// Parses the text of the map file (see the module docs for what is
 /// checked).
 pub fn parse(text: &str) -> Result<MapFile, MapFileError> {
-    const KEYS: [&str; 9] = [
+    const KEYS: [&str; 10] = [
         map_keys::VERSION,
         map_keys::SOURCE,
         map_keys::START,
@@ -163,6 +166,7 @@ pub fn parse(text: &str) -> Result<MapFile, MapFileError> {
         map_keys::ALIGN,
         map_keys::FREE,
         map_keys::FREE_ZEROED,
+        map_keys::LARGEST_FREE_1G,
         map_keys::SLICES,
     ];
     let mut slices = Vec::new();
@@ -175,7 +179,7 @@ pub fn parse(text: &str) -> Result<MapFile, MapFileError> {
             pool_pairs.push((key, value));
         }
     }
-    let [version, source, start, end_inclusive, size, align, free, free_zeroed, slice_count] =
+    let [version, source, start, end_inclusive, size, align, free, free_zeroed, largest_free_1g, slice_count] =
         pick(KEYS, &pool_pairs, |key| MapFileError::MissingKey { key })?;
     Ok(MapFile {
         version: decimal(map_keys::VERSION, version)?,
@@ -186,6 +190,7 @@ pub fn parse(text: &str) -> Result<MapFile, MapFileError> {
         align: decimal(map_keys::ALIGN, align)?,
         free: decimal(map_keys::FREE, free)?,
         free_zeroed: decimal(map_keys::FREE_ZEROED, free_zeroed)?,
+        largest_free_1g: decimal(map_keys::LARGEST_FREE_1G, largest_free_1g)?,
         slice_count: decimal(map_keys::SLICES, slice_count)?,
         slices,
     })
@@ -299,6 +304,7 @@ impl MapFile {
             map_keys::ALIGN => self.align.to_string(),
             map_keys::FREE => self.free.to_string(),
             map_keys::FREE_ZEROED => self.free_zeroed.to_string(),
+            map_keys::LARGEST_FREE_1G => self.largest_free_1g.to_string(),
             map_keys::SLICES => self.slice_count.to_string(),
             _ => return None,
         })
@@ -333,7 +339,7 @@ mod tests {
     /// What critmem.ko writes with two live slices (kmod/README.md).
     const TWO_SLICES: &str = "version=1\nsource=reserve_mem\nstart=0x6d400000\n\
         end_inclusive=0x7d3fffff\nsize=268435456\nalign=4194304\nfree=67108864\n\
-        free_zeroed=67108864\nslices=2\n\
+        free_zeroed=67108864\nlargest_free_1g=0\nslices=2\n\
         slice=id=1 start=0x6d400000 end_inclusive=0x755fffff size=134217728 pid=83 state=mapped\n\
         slice=id=2 start=0x75600000 end_inclusive=0x795fffff size=67108864 pid=85 state=zeroing\n";
 

@@ -24,7 +24,7 @@ mod iomem;
 mod layout;
 mod pool;
 mod procfs;
-mod slice;
+mod sys;
 mod vma;
 
 module! {
@@ -41,6 +41,10 @@ module! {
         size: u64 {
             default: 0,
             description: "memmap mode: size in bytes of that range (0: use reserve_mem)",
+        },
+        max_bytes_per_uid: u64 {
+            default: 0,
+            description: "most bytes of live slices one user id may hold (0: no limit)",
         },
     },
 }
@@ -61,6 +65,7 @@ impl kernel::Module for Critmem {
         let params = pool::Params {
             base: *module_parameters::base.value(),
             size: *module_parameters::size.value(),
+            max_bytes_per_uid: *module_parameters::max_bytes_per_uid.value(),
         };
         let pool = pool::Pool::claim(&params, caps)?;
         let map_file = procfs::MapFile::create(pool.clone())?;

@@ -9,9 +9,8 @@
 use crate::{
     abi,
     layout::{SZ_1G, SZ_2M},
-    pool::Pool,
-    slice::Slice,
-    vma,
+    pool::{Owner, Pool, Slice, Zeroing},
+    sys, vma,
 };
 use kernel::{
     bindings,
@@ -159,8 +158,8 @@ unsafe extern "C" fn get_unmapped_area(
         <<CritmemFile as MiscDevice>::Ptr as ForeignOwnable>::borrow((*file).private_data)
     };
     let offset = (pgoff as u64) << 12;
-    let phys = match &*me.slice.lock() {
-        Some(slice) => slice.start().wrapping_add(offset),
+    let phys = match me.slice_start() {
+        Some(start) => start.wrapping_add(offset),
         None => offset,
     };
     let residue = phys % align;
@@ -178,53 +177,112 @@ unsafe extern "C" fn get_unmapped_area(
     (base64 + (residue + align - base64 % align) % align) as ffi::c_ulong
 }
 
+/// What an open file owns.
+enum FileSlice {
+    /// Nothing yet.
+    None,
+    /// An ALLOC is zeroing the file's slice-to-be, with no lock held; until
+    /// it returns, mmap and another ALLOC of this file fail with `EBUSY`.
+    Allocating,
+    /// The file's slice.
+    Owned(Arc<Slice>),
+}
+
 /// One open file of `/dev/critmem`.
 #[pin_data]
 pub(crate) struct CritmemFile {
     pool: Arc<Pool>,
     /// The file's slice, once ALLOC or the first mmap made one.
     #[pin]
-    slice: Mutex<Option<Arc<Slice>>>,
+    slice: Mutex<FileSlice>,
 }
 
-/// The calling process's id (thread group id).
-fn current_pid() -> i32 {
-    kernel::current!().group_leader().pid()
+/// Who is calling: the process (thread group) and its effective user id.
+fn current_owner() -> Owner {
+    let task = kernel::current!();
+    Owner {
+        pid: task.group_leader().pid(),
+        uid: task.euid(),
+    }
+}
+
+/// `addr` as the caller may see it: physical addresses are for
+/// `CAP_SYS_ADMIN` only, as the PFNs of `/proc/PID/pagemap` are; others get
+/// 0 (no pool starts at physical address 0).
+fn visible_address(addr: u64) -> u64 {
+    if sys::may_see_physical_addresses() {
+        addr
+    } else {
+        0
+    }
 }
 
 impl CritmemFile {
-    /// `CRITMEM_IOC_ALLOC`.
-    fn ioctl_alloc(&self, arg: usize) -> Result<isize> {
+    /// Physical address of the file's slice, if it has one.
+    fn slice_start(&self) -> Option<u64> {
+        match &*self.slice.lock() {
+            FileSlice::Owned(slice) => Some(slice.start()),
+            FileSlice::None | FileSlice::Allocating => None,
+        }
+    }
+
+    /// `CRITMEM_IOC_ALLOC`: needs a file open for writing (`EBADF`).
+    ///
+    /// The slice is zeroed with no lock of ours held (see
+    /// [`Zeroing::Synchronous`]), and it becomes the file's only once the
+    /// reply reached the caller: a failed copy-out leaves the file without
+    /// a slice, able to ALLOC again.
+    fn ioctl_alloc(&self, file: &File, arg: usize) -> Result<isize> {
+        if file.flags() & kernel::fs::file::flags::O_ACCMODE == kernel::fs::file::flags::O_RDONLY
+        {
+            return Err(EBADF);
+        }
         let user = UserSlice::new(UserPtr::from_addr(arg), size_of::<abi::AllocRequest>());
         let (mut reader, mut writer) = user.reader_writer();
         let mut req: abi::AllocRequest = reader.read()?;
         if req.reserved != [0; 3] {
             return Err(EINVAL);
         }
-        let slice = {
+        {
             let mut guard = self.slice.lock();
-            if guard.is_some() {
+            if !matches!(*guard, FileSlice::None) {
                 return Err(EBUSY);
             }
-            let slice = self.pool.alloc(req.size, req.align, current_pid())?;
-            *guard = Some(slice.clone());
-            slice
-        };
+            *guard = FileSlice::Allocating;
+        }
+        let allocated = self
+            .pool
+            .alloc(req.size, req.align, current_owner(), Zeroing::Synchronous);
         // The user copy runs without our locks: it may fault and take
         // mmap_lock, which mmap holds while taking `self.slice`.
-        req.phys_start = slice.start();
-        req.phys_size = slice.size();
-        req.slice_id = slice.id();
-        writer.write(&req)?;
-        Ok(0)
+        let result = allocated.and_then(|slice| {
+            req.phys_start = visible_address(slice.start());
+            req.phys_size = slice.size();
+            req.slice_id = slice.id();
+            writer.write(&req)?;
+            Ok(slice)
+        });
+        let mut guard = self.slice.lock();
+        match result {
+            Ok(slice) => {
+                *guard = FileSlice::Owned(slice);
+                Ok(0)
+            }
+            Err(e) => {
+                // A slice whose reply was lost drops here, back to the pool.
+                *guard = FileSlice::None;
+                Err(e)
+            }
+        }
     }
 
     /// `CRITMEM_IOC_INFO`.
     fn ioctl_info(&self, arg: usize) -> Result<isize> {
         let mut info = self.pool.info();
-        if let Some(s) = &*self.slice.lock() {
+        info.pool_start = visible_address(info.pool_start);
+        if let FileSlice::Owned(s) = &*self.slice.lock() {
             info.slice_id = s.id();
-            info.slice_start = s.start();
+            info.slice_start = visible_address(s.start());
             info.slice_size = s.size();
         }
         let user = UserSlice::new(UserPtr::from_addr(arg), size_of::<abi::PoolInfo>());
@@ -233,20 +291,27 @@ impl CritmemFile {
     }
 
     /// Allocates the slice for a first mmap of `len` bytes at `va` without
-    /// ALLOC: exactly `len` bytes, aligned like `va` (up to 1 GiB) so huge
-    /// pages can map it, falling back to smaller alignments.
+    /// ALLOC: `len` bytes (rounded up to the pool's granule), aligned like
+    /// `va` (up to 1 GiB) so huge pages can map it, falling back to smaller
+    /// alignments. It runs under the mmap lock, so it takes only memory
+    /// that is already zeroed: `EAGAIN` when only unzeroed memory fits,
+    /// `ENOMEM` when nothing does.
     fn implicit_alloc(&self, len: u64, va: u64) -> Result<Arc<Slice>> {
-        let mut result = Err(ENOMEM);
+        let mut only_unzeroed_fits = false;
         for align in [SZ_1G, SZ_2M, 0] {
             if align != 0 && (len < align || va % align != 0) {
                 continue;
             }
-            result = self.pool.alloc(len, align, current_pid());
-            if !matches!(result, Err(e) if e == ENOMEM) {
-                break;
+            match self
+                .pool
+                .alloc(len, align, current_owner(), Zeroing::AlreadyZeroedOnly)
+            {
+                Err(e) if e == ENOMEM => {}
+                Err(e) if e == EAGAIN => only_unzeroed_fits = true,
+                result => return result,
             }
         }
-        result
+        Err(if only_unzeroed_fits { EAGAIN } else { ENOMEM })
     }
 }
 
@@ -259,15 +324,15 @@ impl MiscDevice for CritmemFile {
         KBox::try_pin_init(
             try_pin_init!(CritmemFile {
                 pool,
-                slice <- new_mutex!(None),
+                slice <- new_mutex!(FileSlice::None),
             }),
             GFP_KERNEL,
         )
     }
 
-    fn ioctl(me: Pin<&CritmemFile>, _file: &File, cmd: u32, arg: usize) -> Result<isize> {
+    fn ioctl(me: Pin<&CritmemFile>, file: &File, cmd: u32, arg: usize) -> Result<isize> {
         match cmd {
-            abi::CRITMEM_IOC_ALLOC => me.ioctl_alloc(arg),
+            abi::CRITMEM_IOC_ALLOC => me.ioctl_alloc(file, arg),
             abi::CRITMEM_IOC_INFO => me.ioctl_info(arg),
             _ => Err(ENOTTY),
         }
@@ -282,13 +347,14 @@ impl MiscDevice for CritmemFile {
         let slice = {
             let mut guard = me.slice.lock();
             match &*guard {
-                Some(slice) => slice.clone(),
-                None => {
+                FileSlice::Owned(slice) => slice.clone(),
+                FileSlice::Allocating => return Err(EBUSY),
+                FileSlice::None => {
                     if off != 0 {
                         return Err(EINVAL);
                     }
                     let slice = me.implicit_alloc(len, area.start() as u64)?;
-                    *guard = Some(slice.clone());
+                    *guard = FileSlice::Owned(slice.clone());
                     slice
                 }
             }

@@ -41,6 +41,15 @@ fn fit(start: u64, end: u64, size: u64, align: u64) -> Option<u64> {
     (at.checked_add(size)? <= end).then_some(at)
 }
 
+/// A place [`FreeMap::find`] found.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Fit {
+    /// Its first byte.
+    pub(crate) at: u64,
+    /// Whether every byte of it is already zeroed.
+    pub(crate) zeroed: bool,
+}
+
 /// The free extents of the pool.
 ///
 /// # Invariants
@@ -119,7 +128,7 @@ impl FreeMap {
     /// Prefers a place that is already entirely zeroed, so that ALLOC costs
     /// no zeroing; among candidates, it takes the smallest free range that
     /// fits (best fit), keeping large aligned ranges for large slices.
-    pub(crate) fn find(&self, size: u64, align: u64) -> Option<u64> {
+    pub(crate) fn find(&self, size: u64, align: u64) -> Option<Fit> {
         let mut best: Option<(u64, u64)> = None;
         let consider = |best: &mut Option<(u64, u64)>, start: u64, end: u64| {
             if let Some(at) = fit(start, end, size, align) {
@@ -131,10 +140,40 @@ impl FreeMap {
         for e in self.extents.iter().filter(|e| e.zeroed) {
             consider(&mut best, e.start, e.end);
         }
-        if best.is_none() {
-            self.for_each_run(|s, e| consider(&mut best, s, e));
+        if let Some((_, at)) = best {
+            return Some(Fit { at, zeroed: true });
         }
-        best.map(|(_, at)| at)
+        self.for_each_run(|s, e| consider(&mut best, s, e));
+        best.map(|(_, at)| Fit { at, zeroed: false })
+    }
+
+    /// Bytes of the largest free run made of whole 1 GiB-aligned blocks.
+    pub(crate) fn largest_free_1g(&self) -> u64 {
+        const SZ_1G: u64 = 1 << 30;
+        let mut largest = 0;
+        self.for_each_run(|s, e| {
+            if let Some(first) = align_up(s, SZ_1G) {
+                let last = e & !(SZ_1G - 1);
+                largest = largest.max(last.saturating_sub(first));
+            }
+        });
+        largest
+    }
+
+    /// Returns `[start, start + size)`, earlier removed by [`FreeMap::take`],
+    /// with only the `dirty` parts (sorted, inside the range) unzeroed.
+    /// Never fails: without room for the extra extents the whole range
+    /// counts as dirty.
+    pub(crate) fn give_back_partly_zeroed(&mut self, start: u64, size: u64, dirty: &[(u64, u64)]) {
+        self.give_back(start, size);
+        let mut at = start;
+        for &(s, e) in Iterator::chain(dirty.iter(), core::iter::once(&(start + size, start + size))) {
+            if at < s {
+                // Failure leaves that part dirty, which is only slower.
+                let _ = self.mark_zeroed(at, s);
+            }
+            at = at.max(e);
+        }
     }
 
     /// Index of the first extent ending after `addr`.

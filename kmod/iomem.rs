@@ -148,15 +148,17 @@ unsafe impl Send for IomemClaim {}
 unsafe impl Sync for IomemClaim {}
 
 impl IomemClaim {
-    /// Nests a busy "critmem" resource for `[start, start + size)` into the
-    /// System RAM resource that contains it.
+    /// Nests a busy, exclusive "critmem" resource for `[start, start + size)`
+    /// into the System RAM resource that contains it.
     pub(crate) fn insert_into_ram(start: u64, size: u64) -> Result<Self> {
         let res = KBox::new(
             Opaque::new(bindings::resource {
                 start,
                 end: start + size - 1,
                 name: NAME.as_char_ptr(),
-                flags: (bindings::IORESOURCE_MEM | bindings::IORESOURCE_BUSY) as ffi::c_ulong,
+                flags: (bindings::IORESOURCE_MEM
+                    | bindings::IORESOURCE_BUSY
+                    | bindings::IORESOURCE_EXCLUSIVE) as ffi::c_ulong,
                 desc: bindings::IORES_DESC_NONE as ffi::c_ulong,
                 parent: core::ptr::null_mut(),
                 sibling: core::ptr::null_mut(),
@@ -175,8 +177,10 @@ impl IomemClaim {
         Ok(Self::Inserted(res))
     }
 
-    /// Requests `[start, start + size)` as a busy "critmem" region. Fails
-    /// with `EBUSY` if anyone else holds a busy resource there.
+    /// Requests `[start, start + size)` as a busy, exclusive "critmem"
+    /// region: exclusive, so that `/dev/mem` on a `STRICT_DEVMEM` kernel
+    /// cannot read live guest memory (`iomem_is_exclusive`). Fails with
+    /// `EBUSY` if anyone else holds a busy resource there.
     pub(crate) fn request(start: u64, size: u64) -> Result<Self> {
         // SAFETY: `iomem_resource` is the root of the memory resource tree,
         // and `NAME` is static, so it outlives the region.
@@ -186,7 +190,7 @@ impl IomemClaim {
                 start,
                 size,
                 NAME.as_char_ptr(),
-                0,
+                bindings::IORESOURCE_EXCLUSIVE as ffi::c_int,
             )
         };
         if res.is_null() {
@@ -254,15 +258,16 @@ impl KernelMapping {
     /// The caller must own that range of the pool (free, or a slice not yet
     /// handed out), so that no mapping observes the writes. The pool's memory
     /// holds no kernel object, so this cannot break the kernel's memory
-    /// safety in any case; out-of-range requests are refused.
-    pub(crate) fn zero(&self, pa: u64, len: u64) {
+    /// safety in any case; out-of-range requests are refused with `EINVAL`,
+    /// and then nothing was written.
+    pub(crate) fn zero(&self, pa: u64, len: u64) -> Result {
         let in_range = pa >= self.start
             && pa
                 .checked_add(len)
                 .is_some_and(|end| end <= self.start + self.size);
         if !in_range {
             pr_err!("refusing to zero {len} bytes at {pa:#x}: outside the pool\n");
-            return;
+            return Err(EINVAL);
         }
         // SAFETY: By the type invariant `addr` maps the whole pool, and the
         // range was just checked to lie inside it. The pool's memory is
@@ -274,6 +279,7 @@ impl KernelMapping {
                 len as usize,
             )
         };
+        Ok(())
     }
 }
 

@@ -2,32 +2,17 @@
 
 //! `/proc/critmem`, the memory map file (format in `kmod/README.md`).
 //!
-//! The kernel's Rust API has no procfs yet, so the two C functions used are
-//! declared here. `proc_create_single_data` gives the file `seq_file`
-//! single-record semantics; `proc_remove` waits for readers in flight.
+//! The kernel's Rust API has no procfs yet; the two C functions used are
+//! declared in [`crate::sys::procfs`]. `proc_create_single_data` gives the
+//! file `seq_file` single-record semantics; `proc_remove` waits for readers
+//! in flight.
 
-use crate::pool::Pool;
+use crate::{
+    pool::Pool,
+    sys::procfs::{proc_create_single_data, proc_remove, ProcDirEntry},
+};
 use core::ptr::NonNull;
 use kernel::{bindings, ffi, prelude::*, seq_file::SeqFile, sync::Arc};
-
-/// `struct proc_dir_entry`, only ever handled by pointer.
-#[repr(C)]
-struct ProcDirEntry {
-    _opaque: [u8; 0],
-}
-
-type ShowFn = unsafe extern "C" fn(*mut bindings::seq_file, *mut ffi::c_void) -> ffi::c_int;
-
-extern "C" {
-    fn proc_create_single_data(
-        name: *const ffi::c_char,
-        mode: bindings::umode_t,
-        parent: *mut ProcDirEntry,
-        show: Option<ShowFn>,
-        data: *mut ffi::c_void,
-    ) -> *mut ProcDirEntry;
-    fn proc_remove(de: *mut ProcDirEntry);
-}
 
 /// The `/proc/critmem` entry.
 ///

@@ -24,7 +24,7 @@
 
 use crate::{
     layout::{MappingGeometry, PAGE_SIZE, SZ_1G, SZ_2M},
-    slice::Slice,
+    pool::Slice,
 };
 use kernel::{
     bindings,

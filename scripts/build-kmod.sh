@@ -15,8 +15,12 @@ SRC=$CRITMEM_ROOT/kmod
 if [ "$VARIANT" != test ]; then
     # kmod/ includes ../abi/critmem_abi.rs, so the copy keeps that layout.
     tree=$CRITMEM_ROOT/target/kmod-$VARIANT
+    rm -rf "$tree/kmod"
     mkdir -p "$tree/kmod" "$tree/abi"
-    cp "$CRITMEM_ROOT"/kmod/{Kbuild,Makefile,*.rs} "$tree/kmod/"
+    # The module's sources: every .rs under kmod/ except the host tests.
+    (cd "$CRITMEM_ROOT/kmod" && find . -name '*.rs' -not -path './host-tests/*' -print0 |
+        xargs -0 cp --parents -t "$tree/kmod/") || die "cannot copy kmod/ to $tree"
+    cp "$CRITMEM_ROOT"/kmod/{Kbuild,Makefile} "$tree/kmod/"
     cp "$CRITMEM_ROOT"/abi/critmem_abi.rs "$tree/abi/"
     SRC=$tree/kmod
 fi

