@@ -15,7 +15,7 @@ use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use critmem_abi::{AllocRequest, CRITMEM_IOC_ALLOC};
 
 use crate::args::num;
-use crate::critmem_dev::{errno_name, open_device};
+use crate::critmem_dev::{client_errno, errno_name, open_device};
 use crate::describe;
 
 /// `run-as`.
@@ -147,7 +147,8 @@ pub fn alloc_efault(args: &AllocEfaultArgs) -> Result<(), String> {
         }
         Err(e) => println!(
             "second_alloc={}",
-            e.os_error()
+            client_errno(&e)
+                .as_ref()
                 .map(errno_name)
                 .unwrap_or_else(|| e.to_string())
         ),

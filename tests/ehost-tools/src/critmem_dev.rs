@@ -51,15 +51,10 @@ pub(crate) fn errno_name(e: &io::Error) -> String {
     name.to_string()
 }
 
-/// What to do about an errno that critmem's rules give (kmod/README.md),
-/// for the errors cmtool prints.
+/// What to do about an errno of critmem's rules (kmod/README.md) whose
+/// client error does not say it already.
 pub(crate) fn errno_hint(e: &io::Error) -> Option<&'static str> {
     Some(match e.raw_os_error()? {
-        libc::EBADF => "ALLOC needs /dev/critmem opened for writing (O_RDWR)",
-        libc::EDQUOT => {
-            "this user's live slices would exceed critmem's max_bytes_per_uid: \
-             close some files or load the module with a larger limit"
-        }
         libc::EAGAIN => {
             "only unzeroed memory fits a first mmap: wait until free_zeroed in \
              /proc/critmem covers the size, or ALLOC before mmap"
@@ -179,6 +174,7 @@ pub struct IoctlArgs {
 fn failed(expect: Option<&str>, what: &str, e: &io::Error) -> Result<(), String> {
     let name = errno_name(e);
     println!("error={name}");
+    println!("message={what}");
     let hint = errno_hint(e);
     if let Some(hint) = hint {
         println!("hint={hint}");
@@ -194,10 +190,23 @@ fn failed(expect: Option<&str>, what: &str, e: &io::Error) -> Result<(), String>
     }
 }
 
+/// The errno behind a failed client call: the OS error it carries, or the
+/// one that the variants naming their own fix stand for.
+pub(crate) fn client_errno(e: &ClientError) -> Option<io::Error> {
+    match e {
+        ClientError::OverUserLimit { .. } => Some(io::Error::from_raw_os_error(libc::EDQUOT)),
+        ClientError::ReadOnly { .. } => Some(io::Error::from_raw_os_error(libc::EBADF)),
+        _ => e
+            .os_error()
+            .and_then(io::Error::raw_os_error)
+            .map(io::Error::from_raw_os_error),
+    }
+}
+
 /// Reports a failed client call: fine if `expect` names its errno.
 fn client_failed(expect: Option<&str>, e: &ClientError) -> Result<(), String> {
-    match e.os_error() {
-        Some(os) => failed(expect, &e.to_string(), os),
+    match client_errno(e) {
+        Some(os) => failed(expect, &e.to_string(), &os),
         None => Err(e.to_string()),
     }
 }
@@ -317,7 +326,10 @@ pub fn alloc(args: &AllocArgs) -> Result<(), String> {
             Ok(_) => return Err("second ALLOC on the same file succeeded".into()),
             Err(e) => println!(
                 "again_error={}",
-                e.os_error().map(errno_name).unwrap_or_default()
+                client_errno(&e)
+                    .as_ref()
+                    .map(errno_name)
+                    .unwrap_or_default()
             ),
         }
     }

@@ -11,7 +11,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::args::num;
-use crate::critmem_dev::{errno_name, open_device};
+use crate::critmem_dev::{client_errno, errno_name, open_device};
 
 static SIGNALS: AtomicU64 = AtomicU64::new(0);
 
@@ -85,7 +85,13 @@ pub fn run(args: &AllocStormArgs) -> Result<(), String> {
             Ok(())
         }
         Err(e) => {
-            println!("alloc={}", e.os_error().map(errno_name).unwrap_or_default());
+            println!(
+                "alloc={}",
+                client_errno(&e)
+                    .as_ref()
+                    .map(errno_name)
+                    .unwrap_or_default()
+            );
             Err(format!(
                 "{}: only a fatal signal may interrupt ALLOC's zeroing (kmod/README.md)",
                 crate::describe(e)

@@ -30,7 +30,7 @@ use critmem_abi::map_keys::SLICE_STATE_ZEROING;
 use critmem_abi::{map_file, MAP_FILE_PATH};
 
 use crate::args::num;
-use crate::critmem_dev::{errno_name, open_device};
+use crate::critmem_dev::{client_errno, errno_name, open_device};
 use crate::describe;
 
 const ANON_BYTES: usize = 16 << 20;
@@ -88,7 +88,10 @@ fn run_ops(ops: &[Op], a_file: &Device, other: Option<&Device>) -> Result<Vec<St
                     "b_same_file_mmap={}",
                     match &mmap {
                         Ok(_) => "ok".to_string(),
-                        Err(e) => e.os_error().map(errno_name).unwrap_or(e.to_string()),
+                        Err(e) => client_errno(e)
+                            .as_ref()
+                            .map(errno_name)
+                            .unwrap_or(e.to_string()),
                     }
                 ));
                 drop(mmap);
@@ -97,7 +100,10 @@ fn run_ops(ops: &[Op], a_file: &Device, other: Option<&Device>) -> Result<Vec<St
                     "b_same_file_alloc={}",
                     match &alloc {
                         Ok(_) => "ok".to_string(),
-                        Err(e) => e.os_error().map(errno_name).unwrap_or(e.to_string()),
+                        Err(e) => client_errno(e)
+                            .as_ref()
+                            .map(errno_name)
+                            .unwrap_or(e.to_string()),
                     }
                 ));
             }

@@ -47,7 +47,7 @@ a2=$held
 as 1000 alloc --size 32M --expect EDQUOT >/tmp/a3 2>&1 || fail "third ALLOC of uid 1000: $(cat /tmp/a3)"
 cat /tmp/a3
 assert_eq "$(sed -n 's/^error=//p' /tmp/a3)" EDQUOT "third 32 MiB ALLOC of uid 1000"
-assert_match "$(cat /tmp/a3)" "^hint=.*max_bytes_per_uid" "cmtool names the limit"
+assert_match "$(cat /tmp/a3)" "^message=.*per-user limit \(module parameter max_bytes_per_uid\)" "cmtool names the limit"
 as 1000 mmap --size 32M --expect EDQUOT >/tmp/a4 2>&1 || fail "implicit mmap of uid 1000: $(cat /tmp/a4)"
 cat /tmp/a4
 assert_eq "$(sed -n 's/^error=//p' /tmp/a4)" EDQUOT "implicit mmap of uid 1000 over the limit"
