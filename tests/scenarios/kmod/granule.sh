@@ -50,3 +50,10 @@ bad=$(grep '^slice=' /proc/critmem | grep -v "size=$((2 << 20)) " | head -n 3)
 assert_eq "$bad" "" "every slice is one 2 MiB granule"
 kill $many
 wait $many 2>/dev/null
+i=0
+while [ "$(critmem_key free)" != "$size" ]; do
+    i=$((i + 1))
+    [ $i -lt 100 ] || fail "the 100 slices were not released: $(cat /proc/critmem)"
+    sleep 0.1
+done
+ok "the 100 slices went back when their files closed"
