@@ -44,9 +44,23 @@ pub(crate) fn errno_name(e: &io::Error) -> String {
         libc::ENOTTY => "ENOTTY",
         libc::EAGAIN => "EAGAIN",
         libc::EOVERFLOW => "EOVERFLOW",
+        libc::EBADF => "EBADF",
+        libc::EDQUOT => "EDQUOT",
         _ => return format!("E{n}"),
     };
     name.to_string()
+}
+
+/// What to do about an errno of critmem's rules (kmod/README.md) whose
+/// client error does not say it already.
+pub(crate) fn errno_hint(e: &io::Error) -> Option<&'static str> {
+    Some(match e.raw_os_error()? {
+        libc::EAGAIN => {
+            "only unzeroed memory fits a first mmap: wait until free_zeroed in \
+             /proc/critmem covers the size, or ALLOC before mmap"
+        }
+        _ => return None,
+    })
 }
 
 /// What to do with a mapping once it exists.
@@ -80,6 +94,12 @@ pub struct AllocArgs {
     map: bool,
     #[command(flatten)]
     usage: UseArgs,
+    /// Open the device read-only (ALLOC must then fail with EBADF).
+    #[arg(long)]
+    readonly: bool,
+    /// After ALLOC, print INFO of the same file (keys prefixed `info_`).
+    #[arg(long)]
+    info: bool,
     /// Pass when ALLOC fails with exactly this errno (e.g. EINVAL).
     #[arg(long)]
     expect: Option<String>,
@@ -154,20 +174,39 @@ pub struct IoctlArgs {
 fn failed(expect: Option<&str>, what: &str, e: &io::Error) -> Result<(), String> {
     let name = errno_name(e);
     println!("error={name}");
+    println!("message={what}");
+    let hint = errno_hint(e);
+    if let Some(hint) = hint {
+        println!("hint={hint}");
+    }
+    let hint = hint.map(|h| format!(": {h}")).unwrap_or_default();
     match expect {
         Some(want) if want == name => {
             println!("expected=1");
             Ok(())
         }
-        Some(want) => Err(format!("{what}: got {name}, expected {want}")),
-        None => Err(format!("{what}: {e}")),
+        Some(want) => Err(format!("{what}: got {name}, expected {want}{hint}")),
+        None => Err(format!("{what}: {e}{hint}")),
+    }
+}
+
+/// The errno behind a failed client call: the OS error it carries, or the
+/// one that the variants naming their own fix stand for.
+pub(crate) fn client_errno(e: &ClientError) -> Option<io::Error> {
+    match e {
+        ClientError::OverUserLimit { .. } => Some(io::Error::from_raw_os_error(libc::EDQUOT)),
+        ClientError::ReadOnly { .. } => Some(io::Error::from_raw_os_error(libc::EBADF)),
+        _ => e
+            .os_error()
+            .and_then(io::Error::raw_os_error)
+            .map(io::Error::from_raw_os_error),
     }
 }
 
 /// Reports a failed client call: fine if `expect` names its errno.
 fn client_failed(expect: Option<&str>, e: &ClientError) -> Result<(), String> {
-    match e.os_error() {
-        Some(os) => failed(expect, &e.to_string(), os),
+    match client_errno(e) {
+        Some(os) => failed(expect, &e.to_string(), &os),
         None => Err(e.to_string()),
     }
 }
@@ -240,19 +279,20 @@ fn hold(args: &UseArgs) {
     }
 }
 
-fn print_info(info: &PoolInfo) {
-    println!("abi_version={}", info.abi_version);
-    println!("source={}", info.source);
-    println!("pool_start={:#x}", info.pool_start);
-    println!("pool_size={}", info.pool_size);
-    println!("pool_align={}", info.pool_align);
-    println!("free_bytes={}", info.free_bytes);
-    println!("free_zeroed_bytes={}", info.free_zeroed_bytes);
-    println!("largest_free={}", info.largest_free);
-    println!("slice_count={}", info.slice_count);
-    println!("slice_id={}", info.slice_id);
-    println!("slice_start={:#x}", info.slice_start);
-    println!("slice_size={}", info.slice_size);
+/// Prints INFO's fields, each key prefixed with `prefix`.
+fn print_info(info: &PoolInfo, prefix: &str) {
+    println!("{prefix}abi_version={}", info.abi_version);
+    println!("{prefix}source={}", info.source);
+    println!("{prefix}pool_start={:#x}", info.pool_start);
+    println!("{prefix}pool_size={}", info.pool_size);
+    println!("{prefix}pool_align={}", info.pool_align);
+    println!("{prefix}free_bytes={}", info.free_bytes);
+    println!("{prefix}free_zeroed_bytes={}", info.free_zeroed_bytes);
+    println!("{prefix}largest_free={}", info.largest_free);
+    println!("{prefix}slice_count={}", info.slice_count);
+    println!("{prefix}slice_id={}", info.slice_id);
+    println!("{prefix}slice_start={:#x}", info.slice_start);
+    println!("{prefix}slice_size={}", info.slice_size);
 }
 
 fn print_alloc(req: &AllocRequest) {
@@ -264,13 +304,13 @@ fn print_alloc(req: &AllocRequest) {
 /// `info`.
 pub fn info() -> Result<(), String> {
     let device = open_device(true)?;
-    print_info(&device.info().map_err(describe)?);
+    print_info(&device.info().map_err(describe)?, "");
     Ok(())
 }
 
 /// `alloc`.
 pub fn alloc(args: &AllocArgs) -> Result<(), String> {
-    let device = open_device(false)?;
+    let device = open_device(args.readonly)?;
     let t0 = std::time::Instant::now();
     let req = match device.alloc(args.size, args.align) {
         Ok(r) => r,
@@ -278,12 +318,18 @@ pub fn alloc(args: &AllocArgs) -> Result<(), String> {
     };
     println!("alloc_us={}", t0.elapsed().as_micros());
     print_alloc(&req);
+    if args.info {
+        print_info(&device.info().map_err(describe)?, "info_");
+    }
     if let Some(again) = args.again {
         match device.alloc(again, 0) {
             Ok(_) => return Err("second ALLOC on the same file succeeded".into()),
             Err(e) => println!(
                 "again_error={}",
-                e.os_error().map(errno_name).unwrap_or_default()
+                client_errno(&e)
+                    .as_ref()
+                    .map(errno_name)
+                    .unwrap_or_default()
             ),
         }
     }
@@ -353,8 +399,12 @@ pub fn touch(args: &TouchArgs) -> Result<(), String> {
     } else {
         map_at(&device, size, args.va_align, args.va_offset)?
     };
-    touch_pages(&device, &map, args.write)
-        .inspect(|_| println!("va_1g_aligned={}", u8::from(map.addr().is_multiple_of(1 << 30))))
+    touch_pages(&device, &map, args.write).inspect(|_| {
+        println!(
+            "va_1g_aligned={}",
+            u8::from(map.addr().is_multiple_of(1 << 30))
+        )
+    })
 }
 
 /// Touches every 4 KiB page of `map` and prints the minor faults taken.

@@ -2,6 +2,8 @@
 //! guest) by the scenarios and the benchmarks. Each subcommand lives in its
 //! own module and prints `key=value` lines that scenarios parse.
 
+mod access;
+mod alloc_many;
 mod args;
 mod churn;
 mod concurrent;
@@ -14,11 +16,13 @@ mod memwrite;
 mod pattern;
 mod procs;
 mod recycle;
-mod sharing;
 mod phys;
 mod physscan;
+mod sharing;
+mod signals;
 mod size;
 mod tsc;
+mod zero_race;
 
 use std::process::ExitCode;
 
@@ -130,6 +134,16 @@ enum Command {
     HoldMany(concurrent::HoldManyArgs),
     /// Move a 1 GiB mapping, free it, recycle it; the old owner sees nothing.
     Recycle(recycle::RecycleArgs),
+    /// A dirty ALLOC in one thread while another faults, reads its maps, mmaps.
+    ZeroRace(zero_race::ZeroRaceArgs),
+    /// ALLOC under a SIGALRM storm, with or without SA_RESTART.
+    AllocStorm(signals::AllocStormArgs),
+    /// Drop to a user and group id, then run a cmtool subcommand.
+    RunAs(access::RunAsArgs),
+    /// ALLOC with the request in a read-only page (EFAULT), then INFO and ALLOC again.
+    AllocEfault(access::AllocEfaultArgs),
+    /// Hold N files, each with a slice of its own ALLOC.
+    AllocMany(alloc_many::AllocManyArgs),
 }
 
 /// An error and its cause on one line (the errors cmtool reports have at
@@ -177,6 +191,11 @@ fn main() -> ExitCode {
         Command::ConcurrentAlloc(a) => concurrent::concurrent(&a),
         Command::HoldMany(a) => concurrent::hold_many(&a),
         Command::Recycle(a) => recycle::run(&a),
+        Command::ZeroRace(a) => zero_race::run(&a),
+        Command::AllocStorm(a) => signals::run(&a),
+        Command::RunAs(a) => access::run_as(&a),
+        Command::AllocEfault(a) => access::alloc_efault(&a),
+        Command::AllocMany(a) => alloc_many::run(&a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -230,6 +249,13 @@ mod tests {
             "cmtool concurrent-alloc --threads 16 --rounds 40 --sizes 4K,2M,6M --aligns 0,4M",
             "cmtool hold-many --count 256 --sizes 2M,4K --align 2M --release-odd --refill 128",
             "cmtool recycle --go /tmp/go",
+            "cmtool zero-race --size 2G --op same-file,anon,maps,other-file",
+            "cmtool alloc-storm --size 1G --interval-us 1000 --restart",
+            "cmtool run-as --uid 1000 --gid 1000 -- alloc --size 4M --info --hold",
+            "cmtool run-as --uid 1000 --gid 1000 -- map-file --slice-of 1 size",
+            "cmtool alloc --size 4M --readonly --expect EBADF",
+            "cmtool alloc-efault --size 4M",
+            "cmtool alloc-many --count 100 --size 4K --align 2M --hold",
         ] {
             Cli::try_parse_from(line.split_whitespace()).unwrap_or_else(|e| panic!("{line}: {e}"));
         }

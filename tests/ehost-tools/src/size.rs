@@ -86,6 +86,9 @@ mod tests {
         );
         assert!(convert("16E", true).is_err(), "does not fit in 64 bits");
         let top = convert(&u64::MAX.to_string(), true).unwrap_err();
-        assert!(top.ends_with(&format!("use {}", units::format(u64::MAX / MIB * MIB))), "{top}");
+        assert!(
+            top.ends_with(&format!("use {}", units::format(u64::MAX / MIB * MIB))),
+            "{top}"
+        );
     }
 }
