@@ -206,11 +206,9 @@ impl Device {
         let mut info = PoolInfo::default();
         // SAFETY: CRITMEM_IOC_INFO writes exactly one `PoolInfo`: its size is
         // encoded in the ioctl number.
-        unsafe { self.ioctl(CRITMEM_IOC_INFO, &mut info) }.map_err(|source| {
-            ClientError::Info {
-                path: self.path.clone(),
-                source,
-            }
+        unsafe { self.ioctl(CRITMEM_IOC_INFO, &mut info) }.map_err(|source| ClientError::Info {
+            path: self.path.clone(),
+            source,
         })?;
         Ok(info)
     }

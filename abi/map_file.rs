@@ -350,7 +350,10 @@ mod tests {
         assert_eq!(map.source, map_keys::SOURCE_RESERVE_MEM);
         assert_eq!((map.start, map.end_inclusive), (0x6d40_0000, 0x7d3f_ffff));
         assert_eq!((map.size, map.align), (256 << 20, 4 << 20));
-        assert_eq!((map.free, map.free_zeroed, map.slice_count), (64 << 20, 64 << 20, 2));
+        assert_eq!(
+            (map.free, map.free_zeroed, map.slice_count),
+            (64 << 20, 64 << 20, 2)
+        );
         assert_eq!(
             map.slices[1],
             SliceEntry {

@@ -113,17 +113,25 @@ pub fn parse(text: &str, what: &'static str) -> Result<u64, SizeError> {
         .unwrap_or(body.len());
     let (digits, rest) = body.split_at(digits_end);
     if digits.is_empty() {
-        return Err(SizeError::Malformed { what, text: given() });
+        return Err(SizeError::Malformed {
+            what,
+            text: given(),
+        });
     }
     if radix == 10 && digits.len() > 1 && digits.starts_with('0') {
-        return Err(SizeError::LeadingZero { what, text: given() });
+        return Err(SizeError::LeadingZero {
+            what,
+            text: given(),
+        });
     }
     let mut rest_chars = rest.chars();
     let shift = match rest_chars.next() {
         None => 0,
         Some(letter) => {
-            let shift =
-                suffix_shift(letter).ok_or_else(|| SizeError::Malformed { what, text: given() })?;
+            let shift = suffix_shift(letter).ok_or_else(|| SizeError::Malformed {
+                what,
+                text: given(),
+            })?;
             let after = rest_chars.as_str();
             if !after.is_empty() {
                 return Err(if matches!(after, "B" | "b" | "iB" | "ib") {
@@ -133,13 +141,19 @@ pub fn parse(text: &str, what: &'static str) -> Result<u64, SizeError> {
                         suggestion: text[..text.len() - after.len()].to_string(),
                     }
                 } else {
-                    SizeError::Malformed { what, text: given() }
+                    SizeError::Malformed {
+                        what,
+                        text: given(),
+                    }
                 });
             }
             shift
         }
     };
-    let overflow = || SizeError::Overflow { what, text: given() };
+    let overflow = || SizeError::Overflow {
+        what,
+        text: given(),
+    };
     // The digits are all of the radix, so the only possible error is that
     // the number does not fit.
     let number = u64::from_str_radix(digits, radix).map_err(|_| overflow())?;

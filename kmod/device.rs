@@ -44,14 +44,8 @@ pub(crate) struct Registration {
 impl Registration {
     /// Registers `/dev/critmem` for `pool`.
     pub(crate) fn register(module: &'static ThisModule, pool: Arc<Pool>) -> Result<Self> {
-        sys::misc::Registration::register(
-            c"critmem",
-            0o600,
-            module,
-            Some(get_unmapped_area),
-            pool,
-        )
-        .map(|misc| Self { _misc: misc })
+        sys::misc::Registration::register(c"critmem", 0o600, module, Some(get_unmapped_area), pool)
+            .map(|misc| Self { _misc: misc })
     }
 
     /// The pool served by the misc device `misc`.
@@ -163,8 +157,7 @@ impl CritmemFile {
     /// reply reached the caller: a failed copy-out leaves the file without
     /// a slice, able to ALLOC again.
     fn ioctl_alloc(&self, file: &File, arg: usize) -> Result<isize> {
-        if file.flags() & kernel::fs::file::flags::O_ACCMODE == kernel::fs::file::flags::O_RDONLY
-        {
+        if file.flags() & kernel::fs::file::flags::O_ACCMODE == kernel::fs::file::flags::O_RDONLY {
             return Err(EBADF);
         }
         let user = UserSlice::new(UserPtr::from_addr(arg), size_of::<abi::AllocRequest>());

@@ -51,7 +51,10 @@ fn fit_high(start: u64, end: u64, size: u64, align: u64) -> Option<u64> {
 /// The whole 1 GiB-aligned 1 GiB blocks inside `[start, end)`, as the range
 /// `[first, last)` they cover (empty when `first >= last`).
 fn whole_blocks(start: u64, end: u64) -> (u64, u64) {
-    (align_up(start, SZ_1G).unwrap_or(u64::MAX), end & !(SZ_1G - 1))
+    (
+        align_up(start, SZ_1G).unwrap_or(u64::MAX),
+        end & !(SZ_1G - 1),
+    )
 }
 
 /// A place chosen by [`FreeMap::find`].
@@ -121,7 +124,8 @@ impl FreeMap {
                 return None;
             }
             next += 1;
-            while next < self.extents.len() && self.extents[next - 1].end == self.extents[next].start
+            while next < self.extents.len()
+                && self.extents[next - 1].end == self.extents[next].start
             {
                 next += 1;
             }
@@ -360,7 +364,11 @@ impl FreeMap {
         }
         pieces += usize::from(cursor < end);
         // After `pieces` insertions `taken - 1 + 1` must stay spare.
-        if self.extents.reserve(self.taken + pieces, GFP_KERNEL).is_err() {
+        if self
+            .extents
+            .reserve(self.taken + pieces, GFP_KERNEL)
+            .is_err()
+        {
             return self.give_back(start, size);
         }
         let mut at = self.first_ending_after(start);

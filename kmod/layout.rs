@@ -463,7 +463,10 @@ mod tests {
     fn hinted_fixed_and_small_mappings_get_the_default_placement() {
         for (addr, len, fixed) in [(0x1000_0000, G, false), (0, G, true), (0, M2 - K4, false)] {
             let (at, calls) = place(addr, len, fixed, 0, 0);
-            assert_eq!((at, calls.as_slice()), (0xdead_0000, &["plain".to_string()][..]));
+            assert_eq!(
+                (at, calls.as_slice()),
+                (0xdead_0000, &["plain".to_string()][..])
+            );
         }
     }
 
@@ -486,20 +489,8 @@ mod tests {
         assert_eq!((at, calls.len()), (top, 2));
     }
 
-    /// A tiny deterministic generator, so the property below needs no crate.
-    struct Lcg(u64);
-    impl Lcg {
-        fn next(&mut self) -> u64 {
-            self.0 = self
-                .0
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            self.0 >> 11
-        }
-        fn below(&mut self, n: u64) -> u64 {
-            self.next() % n
-        }
-    }
+    // The tests run only in host-tests, which provides the generator.
+    use crate::Lcg;
 
     #[test]
     fn placed_mappings_fit_their_hole_and_are_congruent() {
@@ -509,10 +500,17 @@ mod tests {
             let base = rng.below(1 << 35) * K4;
             let phys = rng.below(1 << 40) * K4;
             let mut padded = 0;
-            let at = place_mapping(0, len, false, || phys, |p| {
-                padded = p;
-                base
-            }, || 0);
+            let at = place_mapping(
+                0,
+                len,
+                false,
+                || phys,
+                |p| {
+                    padded = p;
+                    base
+                },
+                || 0,
+            );
             match mapping_align(len) {
                 None => assert_eq!(at, 0),
                 Some(align) => {

@@ -7,6 +7,7 @@
 
 use super::*;
 use crate::layout::SZ_2M;
+use crate::Lcg;
 use kernel::alloc::fail_allocations_after;
 
 const K4: u64 = PAGE_SIZE;
@@ -40,7 +41,10 @@ fn check(m: &FreeMap) {
 
 /// The extents as `(start, end, zeroed)`.
 fn extents(m: &FreeMap) -> Vec<(u64, u64, bool)> {
-    m.extents.iter().map(|e| (e.start, e.end, e.zeroed)).collect()
+    m.extents
+        .iter()
+        .map(|e| (e.start, e.end, e.zeroed))
+        .collect()
 }
 
 /// Takes `[at, at + size)` and returns its dirty parts.
@@ -149,13 +153,21 @@ fn give_back_returns_dirty_and_merges() {
     check(&m);
     assert_eq!(
         extents(&m),
-        [(0, 2 * M2, true), (2 * M2, 3 * M2, false), (4 * M2, 8 * M2, true)]
+        [
+            (0, 2 * M2, true),
+            (2 * M2, 3 * M2, false),
+            (4 * M2, 8 * M2, true)
+        ]
     );
     m.give_back(3 * M2, M2);
     check(&m);
     assert_eq!(
         extents(&m),
-        [(0, 2 * M2, true), (2 * M2, 4 * M2, false), (4 * M2, 8 * M2, true)]
+        [
+            (0, 2 * M2, true),
+            (2 * M2, 4 * M2, false),
+            (4 * M2, 8 * M2, true)
+        ]
     );
     assert_eq!(m.taken, 0);
     assert_eq!(m.free_bytes(), 8 * M2);
@@ -250,14 +262,22 @@ fn mark_zeroed_splits_a_dirty_extent() {
     check(&m);
     assert_eq!(
         extents(&m),
-        [(0, 2 * M2, false), (2 * M2, 3 * M2, true), (3 * M2, 8 * M2, false)]
+        [
+            (0, 2 * M2, false),
+            (2 * M2, 3 * M2, true),
+            (3 * M2, 8 * M2, false)
+        ]
     );
     // Touching the zeroed neighbour merges.
     m.mark_zeroed(3 * M2, 4 * M2).unwrap();
     check(&m);
     assert_eq!(
         extents(&m),
-        [(0, 2 * M2, false), (2 * M2, 4 * M2, true), (4 * M2, 8 * M2, false)]
+        [
+            (0, 2 * M2, false),
+            (2 * M2, 4 * M2, true),
+            (4 * M2, 8 * M2, false)
+        ]
     );
     assert_eq!(m.zeroed_bytes(), 2 * M2);
 }
@@ -369,9 +389,21 @@ fn find_reports_zeroed_only_for_a_place_entirely_zeroed() {
     let m = map_with(0, 8 * M2, &[(M2, 2 * M2)]);
     // Every place for 2 MiB + 4 KiB has dirty bytes; the lowest, [0, 2M + 4K),
     // is dirty and then zeroed.
-    assert_eq!(m.find(M2 + K4, K4), Some(Fit { at: 0, zeroed: false }));
+    assert_eq!(
+        m.find(M2 + K4, K4),
+        Some(Fit {
+            at: 0,
+            zeroed: false
+        })
+    );
     let fit = m.find(M2, M2).unwrap();
-    assert_eq!(fit, Fit { at: M2, zeroed: true });
+    assert_eq!(
+        fit,
+        Fit {
+            at: M2,
+            zeroed: true
+        }
+    );
 }
 
 #[test]
@@ -504,22 +536,6 @@ fn a_fragmentation_attack_without_zeroing_breaks_blocks_one_by_one() {
     assert!(rounds >= 512, "{rounds}");
 }
 
-/// A tiny deterministic generator, so the property test needs no crate.
-struct Lcg(u64);
-
-impl Lcg {
-    fn next(&mut self) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        self.0 >> 11
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
-
 /// The state of one piece of the pool in the model.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum State {
@@ -645,7 +661,11 @@ fn check_against(m: &FreeMap, model: &Model, rng: &mut Lcg, pool: u64) {
                 "{f:?} for {size:#x} is not free: {:?}",
                 model.segs
             );
-            assert_eq!(f.zeroed, model.all(f.at, f.at + size, State::Zeroed), "{f:?}");
+            assert_eq!(
+                f.zeroed,
+                model.all(f.at, f.at + size, State::Zeroed),
+                "{f:?}"
+            );
             let zeroed_fit = model
                 .segs
                 .iter()
@@ -763,7 +783,11 @@ fn run_case(seed: u64) {
                     continue;
                 };
                 let first_dirty = model.segs.iter().find(|x| x.2 == State::Dirty);
-                assert_eq!(first_dirty.map(|x| x.0), Some(s), "not the first dirty byte");
+                assert_eq!(
+                    first_dirty.map(|x| x.0),
+                    Some(s),
+                    "not the first dirty byte"
+                );
                 assert!(model.all(s, e, State::Dirty) && e - s <= chunk);
                 assert!(
                     e % chunk == 0 || !model.all(e, e + K4, State::Dirty),

@@ -18,8 +18,8 @@
 //! `killed_zeroing=`, `killed_mapped=`, `missed_zeroing=` and
 //! `cycles=`.
 
-use critmem_abi::map_keys::{SLICE_STATE_MAPPED, SLICE_STATE_ZEROING};
 use critmem_abi::client::MapOptions;
+use critmem_abi::map_keys::{SLICE_STATE_MAPPED, SLICE_STATE_ZEROING};
 
 use crate::args::num;
 use crate::critmem_dev::open_device;
@@ -84,7 +84,11 @@ pub fn run(args: &ChurnArgs) -> Result<(), String> {
         procs::kill(pid, libc::SIGKILL)?;
         match procs::reap(pid)? {
             Ended::Signaled(libc::SIGKILL) => {}
-            other => return Err(format!("cycle {cycle}: holder {pid} ended {other:?}, not by SIGKILL")),
+            other => {
+                return Err(format!(
+                    "cycle {cycle}: holder {pid} ended {other:?}, not by SIGKILL"
+                ))
+            }
         }
         let map = procs::map_file()?;
         if let Some(s) = map.slice_of(pid as u64) {

@@ -140,10 +140,7 @@ pub fn concurrent(args: &ConcurrentArgs) -> Result<(), String> {
                     start.wait();
                     let mine = take(thread, round, size, align);
                     match &mine {
-                        Ok((_, req, _)) => replies.lock().unwrap().push(Held {
-                            thread,
-                            req: *req,
-                        }),
+                        Ok((_, req, _)) => replies.lock().unwrap().push(Held { thread, req: *req }),
                         Err(e) => errors.lock().unwrap().push(e.clone()),
                     }
                     held.wait();
@@ -309,7 +306,10 @@ pub fn hold_many(args: &HoldManyArgs) -> Result<(), String> {
         .max()
         .unwrap_or(0);
     println!("held={}", live.len());
-    println!("held_bytes={}", live.iter().map(|r| r.phys_size).sum::<u64>());
+    println!(
+        "held_bytes={}",
+        live.iter().map(|r| r.phys_size).sum::<u64>()
+    );
     println!("highest_end_offset={highest}");
     println!("ready=1");
     procs::flush();

@@ -281,5 +281,8 @@ fn recv_fd(stream: &UnixStream) -> Result<(OwnedFd, u64), String> {
         libc::CMSG_DATA(cmsg).cast::<i32>().read_unaligned()
     };
     // SAFETY: SCM_RIGHTS installed `fd` in this process for us alone.
-    Ok((unsafe { OwnedFd::from_raw_fd(fd) }, u64::from_ne_bytes(payload)))
+    Ok((
+        unsafe { OwnedFd::from_raw_fd(fd) },
+        u64::from_ne_bytes(payload),
+    ))
 }

@@ -271,7 +271,10 @@ mod tests {
         assert_eq!(writer.finish(Duration::from_secs(5)), (0, true));
         let writes = *rec.writes.lock().unwrap();
         assert_eq!(rec.got.lock().unwrap().len(), 1000);
-        assert!(writes <= 250, "{writes} writes for 1000 bytes: output was not gathered");
+        assert!(
+            writes <= 250,
+            "{writes} writes for 1000 bytes: output was not gathered"
+        );
     }
 
     #[test]
