@@ -19,6 +19,7 @@
 #   GUEST_MEM   memory of each VM (default 256M)
 #   GUEST_CPUS  vCPUs of each VM (default 1)
 . /lib/critmem/testlib.sh
+nested_vms_on_one_cpu
 
 GUEST_MEM=${GUEST_MEM:-256M}
 GUEST_CPUS=${GUEST_CPUS:-1}

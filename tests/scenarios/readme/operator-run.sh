@@ -8,6 +8,7 @@
 # README block run here verbatim; tests/readme/check.sh checks that every
 # one of them is here.
 . /lib/critmem/testlib.sh
+nested_vms_on_one_cpu
 
 # What modules_install put in place on a real host.
 mkdir -p "/lib/modules/$(uname -r)/updates"

@@ -6,6 +6,7 @@
 # update-grub that records its runs). tests/readme/check.sh checks that every
 # command of the README block is here.
 . /lib/critmem/testlib.sh
+nested_vms_on_one_cpu
 
 mkdir -p /etc/default /usr/sbin
 printf 'GRUB_DEFAULT=0\nGRUB_CMDLINE_LINUX=""\n' >/etc/default/grub

@@ -9,6 +9,7 @@
 # while it runs, and back in the pool after. tests/readme/check.sh checks
 # that the README's command is here.
 . /lib/critmem/testlib.sh
+nested_vms_on_one_cpu
 
 critmem_load
 # A first mmap takes only zeroed memory.

@@ -5,6 +5,7 @@
 # Bad input: the kernel file does not exist. vmm exits non-zero with one clear error line, and no slice
 # leaks: /proc/critmem shows the same free bytes before and after.
 . /lib/critmem/testlib.sh
+nested_vms_on_one_cpu
 
 critmem_load
 free0=$(critmem_key free)

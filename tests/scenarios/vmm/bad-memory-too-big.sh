@@ -5,6 +5,7 @@
 # Bad input: --memory bigger than the host's RAM. vmm exits non-zero with one clear error line, and no slice
 # leaks: /proc/critmem shows the same free bytes before and after.
 . /lib/critmem/testlib.sh
+nested_vms_on_one_cpu
 
 critmem_load
 free0=$(critmem_key free)

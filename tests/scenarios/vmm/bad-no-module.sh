@@ -4,6 +4,7 @@
 # Bad input: --critical-mem while critmem.ko is not loaded. vmm exits
 # non-zero with one line saying what to load and what to boot with.
 . /lib/critmem/testlib.sh
+nested_vms_on_one_cpu
 
 [ -e /dev/critmem ] && fail "/dev/critmem exists before the test"
 out=$(vmm --kernel "$GUEST_KERNEL" --initramfs "$GUEST_INITRAMFS" --critical-mem --memory 256M 2>&1)

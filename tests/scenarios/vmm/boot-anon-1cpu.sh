@@ -5,6 +5,7 @@
 # which reports 1 online CPU, and reboots: vmm exits 0 and reports its
 # backing and KVM's stage-2 counts.
 . /lib/critmem/testlib.sh
+nested_vms_on_one_cpu
 
 out=$(vmm --kernel "$GUEST_KERNEL" --initramfs "$GUEST_INITRAMFS" \
     --memory 256M --cpus 1 --cmdline "console=ttyS0 reboot=k panic=-1 i8042.noaux" 2>&1)

@@ -6,6 +6,7 @@
 # names the slice, the slice is listed in /proc/critmem while the guest runs,
 # the guest reports 1 online CPU, and the slice returns to the pool after.
 . /lib/critmem/testlib.sh
+nested_vms_on_one_cpu
 
 critmem_load
 free0=$(critmem_key free)

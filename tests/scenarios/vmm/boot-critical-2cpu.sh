@@ -8,6 +8,7 @@
 # With --stats (stderr kept apart from the console) vmm also prints all of
 # KVM's VM statistics.
 . /lib/critmem/testlib.sh
+nested_vms_on_one_cpu
 
 critmem_load
 free0=$(critmem_key free)

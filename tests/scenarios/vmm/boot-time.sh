@@ -6,6 +6,7 @@
 # memory mode (256 MiB, 1 vCPU, quiet guest console), and the median of
 # each. Passes when every run boots; prints `BOOT-TIME mode=... median_ms=...`.
 . /lib/critmem/testlib.sh
+nested_vms_on_one_cpu
 
 critmem_load
 

@@ -7,6 +7,7 @@
 # physical address (slice start + 0x0c000000) through /dev/mem and finds it,
 # and a scan of the whole pool finds it exactly there.
 . /lib/critmem/testlib.sh
+nested_vms_on_one_cpu
 
 critmem_load
 gpa=0x0c000000

@@ -6,6 +6,7 @@
 # guest-physical 0x0c000000, and a scan of the whole critmem pool through
 # /dev/mem does not find it: a normal VM's memory is not in the pool.
 . /lib/critmem/testlib.sh
+nested_vms_on_one_cpu
 
 critmem_load
 gpa=0x0c000000

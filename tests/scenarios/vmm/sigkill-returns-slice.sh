@@ -4,6 +4,7 @@
 #
 # SIGKILL of a running critical vmm: its slice returns to the pool.
 . /lib/critmem/testlib.sh
+nested_vms_on_one_cpu
 
 critmem_load
 free0=$(critmem_key free)

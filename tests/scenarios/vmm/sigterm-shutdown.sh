@@ -13,6 +13,7 @@
 # 3. a second SIGTERM during the grace period stops it at once: status 7.
 # No case needs the SIGKILL that follows.
 . /lib/critmem/testlib.sh
+nested_vms_on_one_cpu
 
 critmem_load
 

@@ -10,6 +10,7 @@
 # reserve_mem=1G:1G the emulated host's early memblock allocation finds no
 # 1 GiB-aligned gigabyte below its limit.
 . /lib/critmem/testlib.sh
+nested_vms_on_one_cpu
 
 critmem_load base=0x100000000 size=0x40000000
 start=$(critmem_key start)

@@ -14,6 +14,7 @@
 # last exception (6, #UD from the ud2) survives in the events line. On Intel
 # hosts the registers show the state at the fault.
 . /lib/critmem/testlib.sh
+nested_vms_on_one_cpu
 
 cmtool fault-kernel --out /tmp/fault.elf || fail "cmtool fault-kernel"
 critmem_load

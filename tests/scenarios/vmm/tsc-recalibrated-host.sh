@@ -11,6 +11,7 @@
 # what made nested 2-vCPU boots hang now and then on busy CI machines,
 # where the early calibration is noisy.
 . /lib/critmem/testlib.sh
+nested_vms_on_one_cpu
 
 early=$(sed -n 's/.*tsc_early_khz=\([0-9]*\).*/\1/p' /proc/cmdline)
 [ -n "$early" ] || fail "no tsc_early_khz= on the emulated host's command line"
