@@ -28,12 +28,7 @@ assert_match "$(cat /tmp/m)" '^hint=only unzeroed memory fits a first mmap: wait
 assert_eq "$(critmem_key free)" "$size" "the refused mmap took nothing"
 assert_eq "$(critmem_key slices)" 0 "no slice after the refused mmap"
 
-i=0
-while [ "$(critmem_key free_zeroed)" != "$size" ]; do
-    i=$((i + 1))
-    [ $i -lt 3000 ] || fail "background zeroing did not finish: $(cat /proc/critmem)"
-    sleep 0.1
-done
+critmem_wait_zeroed 300
 ok "free_zeroed reached size"
 cmtool mmap --size "$size" --verify-zero >/tmp/m 2>&1 || fail "implicit mmap of zeroed memory: $(cat /tmp/m)"
 cat /tmp/m

@@ -14,12 +14,7 @@ size=$(critmem_key size)
 chown 0:1000 /dev/critmem || fail "chown /dev/critmem"
 chmod 0660 /dev/critmem || fail "chmod /dev/critmem"
 # A zeroed pool, so that the implicit mmap below can only fail on the limit.
-i=0
-while [ "$(critmem_key free_zeroed)" != "$size" ]; do
-    i=$((i + 1))
-    [ $i -lt 3000 ] || fail "background zeroing did not finish: $(cat /proc/critmem)"
-    sleep 0.1
-done
+critmem_wait_zeroed 300
 
 # hold NAME UID: a holder of a 32 MiB slice as UID (group 1000); its pid
 # in $held.
