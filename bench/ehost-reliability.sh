@@ -9,6 +9,7 @@
 #               control)
 #   REL_MODES   "normal critical"
 #   REL_TIMEOUT seconds one boot may take before it counts as a hang
+#   REL_PIN     1: the VMMs run pinned to CPU 0, as in the test scenarios
 #
 # Per boot: `REL-BOOT vmm=V cpus=N mode=M boot=I outcome=O status=S`, where
 # O is ok (marker with N CPUs, init done, clean exit), cpus (came up with
@@ -19,6 +20,7 @@
 . /lib/critmem/testlib.sh
 
 critmem_load
+[ "${REL_PIN:-1}" = 1 ] && nested_vms_on_one_cpu
 cmdline="console=ttyS0 earlycon=uart8250,io,0x3f8 reboot=k panic=-1 i8042.noaux"
 
 # boot VMM CPUS MODE LOG: one boot; prints its exit status.
