@@ -13,6 +13,10 @@
 //!   `CONFIG_ARCH_SUPPORTS_PMD_PFNMAP=y` (2 MiB); `..._PUD_PFNMAP=y` (1 GiB)
 //!   is recommended, without it 1 GiB slices are mapped with 2 MiB pages;
 //! - `CONFIG_DEVMEM` is not required.
+//!
+//! A hand-written `critmem=` on the booted or configured boot line is a
+//! warning: it reserves nothing (see [`crate::critmem_param`]). The exit
+//! status still answers only whether the kernel supports critmem.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -20,6 +24,7 @@ use std::io::Read as _;
 
 use thiserror::Error;
 
+use crate::critmem_param;
 use crate::host::{self, HostError, Root};
 
 /// Why the check could not run.
@@ -248,6 +253,9 @@ pub fn check(root: &Root) -> Result<CheckReport, CheckError> {
             val("CONFIG_DEVMEM").unwrap_or("n")
         ),
     ));
+    for finding in critmem_param::scan(root)? {
+        items.push((Verdict::Warn, finding.to_string()));
+    }
     Ok(CheckReport {
         release,
         config_source,

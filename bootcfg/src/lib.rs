@@ -7,6 +7,7 @@
 //! [`host::Root`] so tests run against fake system trees.
 
 pub mod check;
+pub mod critmem_param;
 pub mod diff;
 pub mod exec;
 pub mod files;

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use thiserror::Error;
 
+use crate::critmem_param::{self, Finding};
 use crate::diff;
 use crate::files::{self, GRUB_DROPIN, KERNEL_CMDLINE};
 use crate::host::{self, HostError, Root};
@@ -43,9 +44,21 @@ pub enum PlanError {
     /// /etc/kernel/cmdline must be created but /proc/cmdline is unreadable.
     #[error("cannot create {KERNEL_CMDLINE}: it would replace the running command line, and {0} is unreadable")]
     NoProcCmdline(String),
+    /// A boot line of the next boot has a hand-written `critmem=`.
+    #[error("{}", critmem_param_refusal(.0))]
+    CritmemParam(Vec<Finding>),
     /// `remove` with nothing applied.
     #[error("nothing to remove: {STATE_PATH} does not exist (critmem-boot apply has not run on this system)")]
     NotApplied,
+}
+
+fn critmem_param_refusal(found: &[Finding]) -> String {
+    let mut s = "refusing to plan or apply while a boot line of the next boot has `critmem=`:\n"
+        .to_string();
+    for f in found {
+        let _ = writeln!(s, "  {f}");
+    }
+    s + "remove each `critmem=` word from the file named (critmem-boot leaves files it did not write to you), then run critmem-boot again"
 }
 
 /// Options shared by plan, apply and remove.
@@ -98,7 +111,8 @@ impl Cmd {
     }
 }
 
-fn shell_quote(s: &str) -> String {
+/// Quotes a word for a shell line shown to people.
+pub fn shell_quote(s: &str) -> String {
     if !s.is_empty()
         && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c))
@@ -349,6 +363,17 @@ pub fn plan_apply(root: &Root, spec: &PoolSpec, opts: &PlanOptions) -> Result<Pl
             });
         }
     }
+    // A hand-written `critmem=` says its author wanted a pool, maybe not the
+    // one asked for now, and sits in a file critmem-boot did not write (a
+    // shell script, in GRUB's case). Editing it away would change someone
+    // else's file on a guess and leave `remove` unable to undo exactly what
+    // apply did; keeping it would leave them believing it does something.
+    // So plan and apply refuse, before anything is written, and say what to
+    // write instead.
+    let found = critmem_param::scan_configured(root)?;
+    if !found.is_empty() {
+        return Err(PlanError::CritmemParam(found));
+    }
     let old_params = old_state
         .as_ref()
         .map(|s| s.params.clone())
@@ -407,9 +432,13 @@ pub fn plan_apply(root: &Root, spec: &PoolSpec, opts: &PlanOptions) -> Result<Pl
         let proc = host::booted_cmdline(root)?.ok_or_else(|| {
             PlanError::NoProcCmdline(root.path("/proc/cmdline").display().to_string())
         })?;
+        // The new file is critmem-boot's own, so a `critmem=` of the booted
+        // line is left out of it rather than carried into every next boot.
+        let unread = critmem_param::tokens_in_cmdline(&proc);
         let base: String = proc
             .split_whitespace()
             .filter(|w| !w.starts_with("BOOT_IMAGE=") && !w.starts_with("initrd="))
+            .filter(|w| !unread.iter().any(|u| u == w))
             .collect::<Vec<_>>()
             .join(" ");
         state.created.push(KERNEL_CMDLINE.into());
@@ -421,6 +450,11 @@ pub fn plan_apply(root: &Root, spec: &PoolSpec, opts: &PlanOptions) -> Result<Pl
         notes.push(format!(
             "{KERNEL_CMDLINE} did not exist; it is created from /proc/cmdline (without BOOT_IMAGE= and initrd=)"
         ));
+        for token in unread {
+            notes.push(format!(
+                "{KERNEL_CMDLINE} leaves out `{token}` of /proc/cmdline: no kernel reads it, and the kernel parameters above carve out the pool"
+            ));
+        }
     }
 
     // Directories to create; keep the ones created by earlier applies.
@@ -533,9 +567,10 @@ pub fn plan_apply(root: &Root, spec: &PoolSpec, opts: &PlanOptions) -> Result<Pl
     })
 }
 
-/// Notes critmem words put into /etc/default/grub or other drop-ins by hand:
-/// they would be passed twice.
-fn warn_hand_made(root: &Root, notes: &mut Vec<String>) -> Result<(), HostError> {
+/// The GRUB default files grub-mkconfig sources, other than critmem-boot's
+/// own drop-in: `/etc/default/grub`, then `/etc/default/grub.d/*.cfg` in
+/// the order grub-mkconfig reads them.
+pub fn grub_default_files(root: &Root) -> Vec<String> {
     let mut paths = vec!["/etc/default/grub".to_string()];
     if let Ok(rd) = std::fs::read_dir(root.path("/etc/default/grub.d")) {
         let mut more: Vec<String> = rd
@@ -546,7 +581,13 @@ fn warn_hand_made(root: &Root, notes: &mut Vec<String>) -> Result<(), HostError>
         more.sort();
         paths.extend(more);
     }
-    for p in paths {
+    paths
+}
+
+/// Notes critmem words put into /etc/default/grub or other drop-ins by hand:
+/// they would be passed twice.
+fn warn_hand_made(root: &Root, notes: &mut Vec<String>) -> Result<(), HostError> {
+    for p in grub_default_files(root) {
         if let Some(text) = root.read(&p)? {
             if text
                 .lines()

@@ -1,5 +1,8 @@
 //! `status`: what is configured for the next boot, what the running kernel
-//! booted with, what the module's live pool is, and what a reboot changes.
+//! booted with, what the module's live pool is, and what a reboot changes,
+//! then every hand-written `critmem=` on those boot lines (see
+//! [`crate::critmem_param`]) as a warning. Like the other warnings, they
+//! leave the exit status 0: status reports, `check` answers yes or no.
 
 use std::fmt::Write as _;
 
@@ -7,6 +10,7 @@ use critmem_abi::map_file::MapFile;
 use critmem_abi::units::human;
 use thiserror::Error;
 
+use crate::critmem_param;
 use crate::files::{self, GRUB_DROPIN, KERNEL_CMDLINE};
 use crate::host::{self, HostError, Root};
 use crate::layout::Flavour;
@@ -211,6 +215,9 @@ pub fn status(root: &Root) -> Result<String, StatusError> {
                 "a reboot brings no critmem pool unless configured: run critmem-boot apply"
             );
         }
+    }
+    for finding in critmem_param::scan(root)? {
+        let _ = writeln!(s, "warning: {finding}");
     }
     Ok(s)
 }

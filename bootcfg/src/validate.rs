@@ -170,9 +170,29 @@ pub fn machine_ram(root: &Root) -> Result<u64, HostError> {
     Ok(total + held)
 }
 
+/// The alignment of a reserve-mode pool when `--align` is not given: 1 GiB
+/// for pools of 1 GiB or more, else 2 MiB.
+pub fn default_align(size: u64) -> u64 {
+    if size >= GIB {
+        GIB
+    } else {
+        2 * MIB
+    }
+}
+
 /// Checks a request against the rules in the module docs and the machine
 /// under `root`.
 pub fn validate(req: &PoolRequest, root: &Root) -> Result<PoolSpec, ValidateError> {
+    let spec = validate_shape(req)?;
+    check_against_machine(req, &spec, root)?;
+    Ok(spec)
+}
+
+/// The rules that need no machine: sizes, alignment and base as numbers,
+/// and which flags go with which mode. A request that passes is what
+/// `validate` would accept on a machine with enough RAM (at `--base`,
+/// in memmap mode).
+pub fn validate_shape(req: &PoolRequest) -> Result<PoolSpec, ValidateError> {
     let size = units::parse(&req.size, "size").map_err(ValidateError::Size)?;
     if size == 0 {
         return Err(ValidateError::ZeroSize);
@@ -188,8 +208,7 @@ pub fn validate(req: &PoolRequest, root: &Root) -> Result<PoolSpec, ValidateErro
                 return Err(ValidateError::BaseWithoutMemmap);
             }
             let align = match &req.align {
-                None if size >= GIB => GIB,
-                None => 2 * MIB,
+                None => default_align(size),
                 Some(text) => {
                     let a = units::parse(text, "alignment").map_err(ValidateError::Align)?;
                     if !a.is_power_of_two() {
@@ -219,7 +238,15 @@ pub fn validate(req: &PoolRequest, root: &Root) -> Result<PoolSpec, ValidateErro
             PoolSpec::Memmap { size, base }
         }
     };
+    Ok(spec)
+}
 
+fn check_against_machine(
+    req: &PoolRequest,
+    spec: &PoolSpec,
+    root: &Root,
+) -> Result<(), ValidateError> {
+    let size = spec.size();
     let ram = machine_ram(root)?;
     if size > ram {
         return Err(ValidateError::LargerThanRam {
@@ -227,7 +254,7 @@ pub fn validate(req: &PoolRequest, root: &Root) -> Result<PoolSpec, ValidateErro
             ram: human(ram),
         });
     }
-    if let PoolSpec::Memmap { size, base } = spec {
+    if let PoolSpec::Memmap { size, base } = *spec {
         let map =
             host::ram_map(root)?.ok_or_else(|| ValidateError::NoRamMap(root.message_prefix()))?;
         if !map.contains(base, size) {
@@ -256,7 +283,7 @@ pub fn validate(req: &PoolRequest, root: &Root) -> Result<PoolSpec, ValidateErro
             minimum: human(minimum),
         });
     }
-    Ok(spec)
+    Ok(())
 }
 
 #[cfg(test)]

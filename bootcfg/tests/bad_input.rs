@@ -253,3 +253,99 @@ fn switching_bootloader_needs_remove_first() {
         "critmem-boot last configured debian-grub but this system now looks like systemd-boot; run `critmem-boot remove` first",
     );
 }
+
+/// The GRUB line of `debian()` with `word` added, as an operator following
+/// the design document would write it.
+fn grub_with(word: &str) -> String {
+    format!("GRUB_DEFAULT=0\nGRUB_CMDLINE_LINUX_DEFAULT=\"quiet\"\nGRUB_CMDLINE_LINUX=\"console=ttyS0 {word}\"\n")
+}
+
+const REMOVE_CRITMEM: &str = "remove each `critmem=` word from the file named (critmem-boot leaves files it did not write to you), then run critmem-boot again";
+
+#[test]
+fn critmem_size_in_etc_default_grub_is_refused() {
+    let t = debian("bad-critmem-grub");
+    t.write("/etc/default/grub", &grub_with("critmem=1G"));
+    refuse(
+        &t,
+        &["--size", "16G"],
+        &format!("refusing to plan or apply while a boot line of the next boot has `critmem=`:\n  the boot line in /etc/default/grub has `critmem=1G`, which no kernel reads: critmem's pool is carved out by `reserve_mem=1G:1G:critmem`; write that instead (`critmem-boot plan --size 1G --format cmdline` prints the parameters)\n{REMOVE_CRITMEM}"),
+    );
+}
+
+#[test]
+fn critmem_size_at_base_in_a_grub_dropin_is_refused() {
+    let t = debian("bad-critmem-dropin");
+    t.write(
+        "/etc/default/grub.d/50-cloudimg-settings.cfg",
+        "GRUB_CMDLINE_LINUX_DEFAULT=\"console=tty1 console=ttyS0 critmem=4G@0x100000000\"\n",
+    );
+    refuse(
+        &t,
+        &["--size", "16G"],
+        "the boot line in /etc/default/grub.d/50-cloudimg-settings.cfg has `critmem=4G@0x100000000`, which no kernel reads: critmem's pool is carved out by `memmap=4G$0x100000000`, and the module finds it by `critmem.base=0x100000000 critmem.size=0x100000000`; write those instead (`critmem-boot plan --size 4G --mode memmap --base 0x100000000 --format cmdline` prints the parameters)",
+    );
+}
+
+#[test]
+fn unparsable_critmem_in_grub_is_refused_and_points_at_plan() {
+    let t = debian("bad-critmem-lots");
+    t.write("/etc/default/grub", &grub_with("critmem=lots"));
+    refuse(
+        &t,
+        &["--size", "16G"],
+        "the boot line in /etc/default/grub has `critmem=lots`, which no kernel reads and names no pool critmem-boot would make (`critmem-boot plan --size lots`: invalid --size: malformed size 'lots': expected a number with an optional K, M, G or T suffix (or P, E), such as 16G, 512M or 0x40000000): critmem's pool is carved out by `reserve_mem=SIZE:ALIGN:critmem`, or by `memmap=SIZE$BASE` with `critmem.base=BASE critmem.size=SIZE`; `critmem-boot plan --size SIZE --format cmdline` prints the parameters to write instead",
+    );
+}
+
+#[test]
+fn every_critmem_word_is_named_in_one_refusal() {
+    let t = debian("bad-critmem-two");
+    t.write("/etc/default/grub", &grub_with("critmem=1G critmem=2G:2M"));
+    refuse(
+        &t,
+        &["--size", "16G"],
+        "`critmem=1G`, which no kernel reads: critmem's pool is carved out by `reserve_mem=1G:1G:critmem`; write that instead (`critmem-boot plan --size 1G --format cmdline` prints the parameters)\n  the boot line in /etc/default/grub has `critmem=2G:2M`, which no kernel reads: critmem's pool is carved out by `reserve_mem=2G:2M:critmem`; write that instead (`critmem-boot plan --size 2G --align 2M --format cmdline` prints the parameters)\nremove each",
+    );
+}
+
+#[test]
+fn critmem_size_colon_align_in_etc_kernel_cmdline_is_refused() {
+    let t = systemd_boot("bad-critmem-sdb");
+    t.write(
+        "/etc/kernel/cmdline",
+        "root=UUID=0b5e-77 ro quiet critmem=8G:2M\n",
+    );
+    refuse(
+        &t,
+        &["--size", "16G"],
+        "the boot line in /etc/kernel/cmdline has `critmem=8G:2M`, which no kernel reads: critmem's pool is carved out by `reserve_mem=8G:2M:critmem`; write that instead (`critmem-boot plan --size 8G --align 2M --format cmdline` prints the parameters)",
+    );
+}
+
+#[test]
+fn critmem_in_a_bls_entry_is_refused() {
+    let t = rhel("bad-critmem-bls");
+    let entry = "/boot/loader/entries/0b5e77-7.2.12-critmem.conf";
+    t.write(
+        entry,
+        &t.read(entry)
+            .replace("rhgb quiet\n", "rhgb quiet critmem=2G\n"),
+    );
+    refuse(
+        &t,
+        &["--size", "16G"],
+        "the boot line in /boot/loader/entries/0b5e77-7.2.12-critmem.conf has `critmem=2G`, which no kernel reads: critmem's pool is carved out by `reserve_mem=2G:1G:critmem`",
+    );
+}
+
+#[test]
+fn critmem_with_a_bad_alignment_names_plans_reason() {
+    let t = debian("bad-critmem-align");
+    t.write("/etc/default/grub", &grub_with("critmem=1G:3M"));
+    refuse(
+        &t,
+        &["--size", "16G"],
+        "has `critmem=1G:3M`, which no kernel reads and names no pool critmem-boot would make (`critmem-boot plan --size 1G --align 3M`: invalid --align 3M: the alignment must be a power of two (such as 2M or 1G)): critmem's pool is carved out by `reserve_mem=SIZE:ALIGN:critmem`",
+    );
+}

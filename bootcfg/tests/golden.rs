@@ -248,3 +248,98 @@ fn check_distro_kernel_without_rust_says_no() {
         &String::from_utf8_lossy(&out.stdout),
     );
 }
+
+/// A host booted with the design document's `critmem=`, and GRUB files
+/// still holding more of them, in every form.
+fn booted_with_critmem_param(name: &str) -> Tree {
+    let t = debian(name);
+    t.write(
+        "/proc/cmdline",
+        "BOOT_IMAGE=/boot/vmlinuz root=UUID=0b5e-77 ro critmem=1G quiet\n",
+    );
+    t.write(
+        "/etc/default/grub",
+        "GRUB_DEFAULT=0\nGRUB_CMDLINE_LINUX_DEFAULT=\"quiet critmem=512M:2M\"\nGRUB_CMDLINE_LINUX=\"console=ttyS0 critmem=2G@0x100000000\"\n",
+    );
+    t.write(
+        "/etc/default/grub.d/50-cloudimg-settings.cfg",
+        "GRUB_CMDLINE_LINUX_DEFAULT=\"console=tty1 critmem=2GiB\"\n",
+    );
+    t
+}
+
+#[test]
+fn status_reports_every_critmem_param() {
+    let t = booted_with_critmem_param("status-critmem");
+    golden_text("status/critmem-param", "status.stdout", &t.ok(&["status"]));
+}
+
+#[test]
+fn check_warns_of_every_critmem_param_and_still_says_yes() {
+    let t = booted_with_critmem_param("check-critmem");
+    t.write(&format!("/boot/config-{RELEASE}"), GOOD_CONFIG);
+    let out = t.run(&["check"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "the kernel still supports critmem"
+    );
+    golden_text(
+        "check/critmem-param",
+        "check.stdout",
+        &String::from_utf8_lossy(&out.stdout),
+    );
+}
+
+#[test]
+fn critmem_param_on_proc_cmdline_alone_does_not_stop_apply() {
+    // The booted line cannot be edited; apply is how it gets fixed.
+    let t = debian("apply-critmem-booted");
+    t.write(
+        "/proc/cmdline",
+        "BOOT_IMAGE=/boot/vmlinuz root=UUID=0b5e-77 ro critmem=1G quiet\n",
+    );
+    let out = t.ok(&["apply", "--size", "1G"]);
+    assert!(
+        out.contains("kernel parameters: reserve_mem=1G:1G:critmem\n"),
+        "{out}"
+    );
+    let status = t.ok(&["status"]);
+    assert!(
+        status.contains("warning: the boot line in /proc/cmdline has `critmem=1G`, which no kernel reads: critmem's pool is carved out by `reserve_mem=1G:1G:critmem`; write that instead (`critmem-boot plan --size 1G --format cmdline` prints the parameters)\n"),
+        "{status}"
+    );
+}
+
+#[test]
+fn kernel_cmdline_created_from_proc_cmdline_leaves_critmem_param_out() {
+    let t = systemd_boot("sdb-critmem");
+    t.write(
+        "/proc/cmdline",
+        "BOOT_IMAGE=/0b5e77/7.2.12-critmem/linux root=UUID=0b5e-77 ro critmem=1G quiet\n",
+    );
+    let plan = t.ok(&args("plan", RESERVE));
+    assert!(
+        plan.contains("\nnote: /etc/kernel/cmdline leaves out `critmem=1G` of /proc/cmdline: no kernel reads it, and the kernel parameters above carve out the pool\n"),
+        "{plan}"
+    );
+    assert!(
+        plan.contains("+root=UUID=0b5e-77 ro quiet reserve_mem=16G:1G:critmem\n"),
+        "{plan}"
+    );
+    t.ok(&args("apply", RESERVE));
+    assert_eq!(
+        t.read("/etc/kernel/cmdline"),
+        "root=UUID=0b5e-77 ro quiet reserve_mem=16G:1G:critmem\n"
+    );
+}
+
+#[test]
+fn plan_format_cmdline_still_answers_with_critmem_param_in_grub() {
+    // The refusal's advice, `plan --format cmdline`, must keep working.
+    let t = booted_with_critmem_param("fmt-critmem");
+    assert_eq!(
+        t.ok(&["plan", "--size", "1G", "--format", "cmdline"]),
+        "reserve_mem=1G:1G:critmem\n"
+    );
+}
