@@ -63,9 +63,9 @@ impl kernel::Module for Critmem {
     fn init(module: &'static ThisModule) -> Result<Self> {
         let caps = caps::check()?;
         let params = pool::Params {
-            base: *module_parameters::base.value(),
-            size: *module_parameters::size.value(),
-            max_bytes_per_uid: *module_parameters::max_bytes_per_uid.value(),
+            base: sys::param_value(&module_parameters::base),
+            size: sys::param_value(&module_parameters::size),
+            max_bytes_per_uid: sys::param_value(&module_parameters::max_bytes_per_uid),
         };
         let pool = pool::Pool::claim(&params, caps)?;
         let map_file = procfs::MapFile::create(pool.clone())?;

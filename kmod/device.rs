@@ -126,7 +126,7 @@ fn current_owner() -> Owner {
     let task = kernel::current!();
     Owner {
         pid: task.group_leader().pid(),
-        uid: task.euid(),
+        uid: kernel::task::Kuid::current_euid(),
     }
 }
 

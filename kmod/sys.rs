@@ -5,7 +5,27 @@
 //! the upstream Rust API that would replace it; nothing else in the module
 //! declares a C symbol or reads a C struct field for these purposes.
 
-use kernel::{bindings, ffi, mm::virt::vm_flags_t};
+//!
+//! It also holds the module's one difference between the kernels it builds
+//! for (7.2 and 7.3), behind a `cfg` that `Kbuild` sets from the kernel
+//! version, so that no other file knows which kernel it is built against.
+
+use kernel::{bindings, ffi, mm::virt::vm_flags_t, module_param::ModuleParamAccess};
+
+/// The value of an integer module parameter. Linux 7.3 changed
+/// `ModuleParamAccess::value()` to return the value itself (for `T: Copy`,
+/// with `value_ref()` for the reference); 7.2's returns `&T`. `Kbuild` sets
+/// `critmem_param_value_by_copy` on 7.3 and later.
+#[cfg(critmem_param_value_by_copy)]
+pub(crate) fn param_value<T: Copy>(param: &ModuleParamAccess<T>) -> T {
+    param.value()
+}
+
+/// See the 7.3 version above.
+#[cfg(not(critmem_param_value_by_copy))]
+pub(crate) fn param_value<T: Copy>(param: &ModuleParamAccess<T>) -> T {
+    *param.value()
+}
 
 /// `VM_MAYSHARE`: set for every `MAP_SHARED` mapping, even of a file opened
 /// read-only (where `VM_SHARED` is cleared). The generated
@@ -84,6 +104,10 @@ pub(crate) mod procfs {
     pub(crate) type ShowFn =
         unsafe extern "C" fn(*mut bindings::seq_file, *mut ffi::c_void) -> ffi::c_int;
 
+    // rustc's lint looks through `*mut seq_file` in `ShowFn` into its
+    // `lock_class_key`, a struct with no fields on kernels without lockdep
+    // (Debian's); C only ever receives the pointer, which is FFI-safe.
+    #[allow(improper_ctypes)]
     extern "C" {
         /// Creates a single-record seq_file entry calling `show` with `data`.
         pub(crate) fn proc_create_single_data(

@@ -69,20 +69,30 @@ pub(crate) fn install(vma: &VmaNew, slice: Arc<Slice>) {
     //   and which `close` releases.
     unsafe {
         (*raw).__bindgen_anon_2.vm_flags |= flags::PFNMAP;
-        (*raw).vm_ops = &CRITMEM_VM_OPS;
+        (*raw).vm_ops = &CRITMEM_VM_OPS.0;
         (*raw).vm_private_data = Arc::into_raw(slice).cast_mut().cast();
     }
 }
 
+/// A `vm_operations_struct` that may be a `static`: bindgen's struct holds
+/// raw pointers (7.3 added `uffd_ops`), which are not `Sync`.
+#[repr(transparent)]
+struct VmOps(bindings::vm_operations_struct);
+
+// SAFETY: A `VmOps` is never written after its initialisation; its pointers
+// are null or point at functions, which any thread may read and call, as
+// the kernel does with every vm_operations_struct.
+unsafe impl Sync for VmOps {}
+
 /// A `static`, not a `const`: `open` recognises our vmas by this address.
-static CRITMEM_VM_OPS: bindings::vm_operations_struct = bindings::vm_operations_struct {
+static CRITMEM_VM_OPS: VmOps = VmOps(bindings::vm_operations_struct {
     open: Some(vma_open),
     close: Some(vma_close),
     may_split: Some(vma_may_split),
     fault: Some(vma_fault),
     huge_fault: Some(vma_huge_fault),
     ..pin_init::zeroed()
-};
+});
 
 /// Where `area`, one of our vmas mapping `slice`, lies.
 fn geometry(area: &VmaRef, slice: &Slice) -> MappingGeometry {
@@ -168,7 +178,7 @@ unsafe fn zap_moved_sources(copy: &VmaRef, copy_geometry: &MappingGeometry) {
         // SAFETY: Reading the fields of a valid vma under its mm's lock.
         let (ops, private) =
             unsafe { ((*other.as_ptr()).vm_ops, (*other.as_ptr()).vm_private_data) };
-        if !core::ptr::eq(ops, &CRITMEM_VM_OPS) || private != slice_ptr {
+        if !core::ptr::eq(ops, &CRITMEM_VM_OPS.0) || private != slice_ptr {
             continue;
         }
         let other_geometry = MappingGeometry {

@@ -128,4 +128,9 @@ main() {
     log "toolchain ready: rustc $(rustc_version), bindgen $BINDGEN_VERSION, libclang $LLVM_VERSION"
 }
 
-main "$@"
+case "${1:-}" in
+    # Only the private apt lists, for scripts that look versions up in them.
+    private-lists) write_private_sources ;;
+    "") main ;;
+    *) die "usage: scripts/setup-toolchain.sh [private-lists]" ;;
+esac

@@ -2,7 +2,8 @@
 # The one test command (`make test`): from a fresh clone it installs the
 # toolchain, builds the kernel, critmem.ko and the binaries (reusing caches),
 # runs `cargo test`, clippy with warnings as errors (the workspace lints deny
-# unsafe blocks without a SAFETY comment), the README check (tests/readme/check.sh, which also runs
+# unsafe blocks without a SAFETY comment), the Debian build path and
+# packages in a trixie root (tests/debian/), the README check (tests/readme/check.sh, which also runs
 # the README's host-side commands, `make demo` among them) and every
 # emulated-host scenario, and ends with the runners' closing counts.
 #
@@ -40,6 +41,16 @@ readme_passed=${readme_passed:-0}
 readme_failed=${readme_failed:-0}
 [ "$readme_rc" != 0 ] && [ "$readme_failed" = 0 ] && readme_failed=1
 
+log "Debian: critmem-kbuild, the packages and the README's install, in the trixie root"
+debian_log=$(mktemp)
+debian_rc=0
+bash "$CRITMEM_ROOT/tests/debian/run.sh" 2>&1 | tee "$debian_log" || debian_rc=$?
+read -r debian_passed debian_failed < <(sed -n 's/^debian: \([0-9]*\) passed, \([0-9]*\) failed$/\1 \2/p' "$debian_log" | tail -n 1)
+rm -f "$debian_log"
+debian_passed=${debian_passed:-0}
+debian_failed=${debian_failed:-0}
+[ "$debian_rc" != 0 ] && [ "$debian_failed" = 0 ] && debian_failed=1
+
 log "emulated-host scenarios"
 scen_log=$(mktemp)
 scen_rc=0
@@ -69,6 +80,7 @@ echo "==== critmem test summary ($((SECONDS - start))s) ===="
 echo "cargo-tests: $cargo_passed passed, $cargo_failed failed"
 echo "clippy: $lint_passed passed, $lint_failed failed"
 echo "readme: $readme_passed passed, $readme_failed failed"
+echo "debian: $debian_passed passed, $debian_failed failed"
 echo "scenarios: $scen_passed passed, $scen_failed failed, ${scen_skipped:-0} skipped"
-echo "total: $((cargo_passed + lint_passed + readme_passed + scen_passed)) passed, $((cargo_failed + lint_failed + readme_failed + scen_failed)) failed, ${scen_skipped:-0} skipped"
-[ "$cargo_failed" = 0 ] && [ "$lint_failed" = 0 ] && [ "$readme_failed" = 0 ] && [ "$scen_failed" = 0 ]
+echo "total: $((cargo_passed + lint_passed + readme_passed + debian_passed + scen_passed)) passed, $((cargo_failed + lint_failed + readme_failed + debian_failed + scen_failed)) failed, ${scen_skipped:-0} skipped"
+[ "$cargo_failed" = 0 ] && [ "$lint_failed" = 0 ] && [ "$readme_failed" = 0 ] && [ "$debian_failed" = 0 ] && [ "$scen_failed" = 0 ]

@@ -97,7 +97,7 @@ while IFS=$'\t' read -r kind a b; do
             fi
             for r in $b; do
                 case "$r" in
-                    tests/scenarios/*.sh | "$HOST_RUNNER" | .ci/run) ;;
+                    tests/scenarios/*.sh | tests/debian/*.sh | "$HOST_RUNNER" | .ci/run) ;;
                     *) flunk "README.md:$line: runner $r is not a scenario, $HOST_RUNNER or .ci/run" && continue ;;
                 esac
                 [ -f "$r" ] || { flunk "README.md:$line: runner $r does not exist" && continue; }
