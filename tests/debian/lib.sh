@@ -24,7 +24,7 @@ root_enter() {
 root_leave() {
     local m
     for m in $(awk -v r="$ROOT/" 'index($2, r) == 1 {print $2}' /proc/mounts | sort -r); do
-        umount -l "$m" 2>/dev/null || true
+        umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true
     done
     bash "$CRITMEM_ROOT/scripts/debian-root" leave "$ROOT"
     rm -rf "$TEST_DIR"

@@ -17,7 +17,7 @@ later=$(tr ' ' '\n' <<<"$RELEASES" | grep -vxF "$first" | head -n 1)
 # The second kernel arrives after the package: take its headers away first.
 in_root apt-get -q -y remove "linux-headers-$later" >/dev/null || fail "cannot remove linux-headers-$later"
 
-in_root apt-get -q -y install --no-install-recommends /tmp/debs/critmem-dkms_*.deb /tmp/debs/critmem-tools_*.deb \
+in_root apt-get -q -y install --no-install-recommends $(printf '/tmp/debs/%s ' "${debs[@]##*/}") \
     >"$TEST_DIR/install.log" 2>&1 || { cat "$TEST_DIR/install.log"; fail "apt install of the two packages failed"; }
 version=$(in_root dpkg-query -W -f='${Version}' critmem-dkms)
 

@@ -10,6 +10,14 @@ root_enter
 mkdir -p "$ROOT/root/debs"
 cp "${debs[@]}" "$ROOT/root/debs/"
 
+# The one stand-in: a Debian host boots through GRUB, whose update-grub
+# cannot probe a boot disk in a chroot, so the root gets Debian's stock
+# /etc/default/grub and an update-grub that records its runs (real GRUB
+# boots are bootcfg's scenarios, tests/scenarios/bootcfg/).
+printf 'GRUB_DEFAULT=0\nGRUB_TIMEOUT=5\nGRUB_CMDLINE_LINUX_DEFAULT="quiet"\nGRUB_CMDLINE_LINUX=""\n' >"$ROOT/etc/default/grub"
+printf '#!/bin/sh\necho run >>/tmp/update-grub.runs\n' >"$ROOT/usr/sbin/update-grub"
+chmod 755 "$ROOT/usr/sbin/update-grub"
+
 in_root sh -ec '
 cd /root/debs
 echo "deb http://deb.debian.org/debian trixie-backports main" >/etc/apt/sources.list.d/backports.list
@@ -26,4 +34,5 @@ release=$(ls "$ROOT/lib/modules" | grep -- '-cloud-amd64$' | sort -V | tail -n 1
 echo "ok: DKMS built $(ls "$ROOT/lib/modules/$release/updates/dkms/"critmem.ko*) for $release"
 grep -h 'reserve_mem=1G:1G:critmem' "$ROOT"/etc/default/grub.d/*.cfg ||
     fail "critmem-boot apply wrote no reserve_mem=1G:1G:critmem for GRUB"
-echo "ok: critmem-boot apply configured reserve_mem=1G:1G:critmem"
+[ "$(wc -l <"$ROOT/tmp/update-grub.runs")" = 1 ] || fail "critmem-boot apply did not run update-grub once"
+echo "ok: critmem-boot apply configured reserve_mem=1G:1G:critmem and ran update-grub"
