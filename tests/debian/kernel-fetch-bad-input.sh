@@ -37,7 +37,7 @@ expect_error "two releases" 'usage: scripts/debian-kernel fetch \[RELEASE\]' fet
 expect_error "unknown release" "'no-such-release' is not a release of scripts/debian-kernels .*add a line for it there" fetch no-such-release
 
 edit "/ ehost\$/s/\\S*\\(\\s*trixie-backports\\)/7.3.4-0~gone1,7.3.4-0~gone2\\1/"
-expect_error "no listed version" 'none of the versions 7\.3\.4-0~gone1 7\.3\.4-0~gone2 .*madison lists now: linux-binary: .*add that version to scripts/debian-kernels' fetch
+expect_error "no listed version" 'none of the versions 7\.3\.4-0~gone1 7\.3\.4-0~gone2 .*madison lists now: linux-binary-\S*: \S.*linux-base-.*linux-modules-.*add that version to scripts/debian-kernels' fetch
 
 edit "/ ehost\$/s/trixie-backports/forky/"
 expect_error "suite not in the private list" "names suite 'forky'.*list that suite in write_private_sources" fetch
