@@ -64,12 +64,19 @@ critmem_wait_zeroed() {
 }
 
 # kconfig_enabled SYMBOL: succeeds when the running kernel was built with
-# CONFIG_SYMBOL=y (read from /proc/config.gz). The debug test kernel has
-# STRICT_DEVMEM=y, so scenarios ask `kconfig_enabled STRICT_DEVMEM` to learn
-# that /dev/mem refuses RAM there.
+# CONFIG_SYMBOL=y: read from /proc/config.gz (the test kernels), or from
+# /lib/critmem/kernel.config, the config file that scripts/ehost ships with
+# Debian's kernel, which has no /proc/config.gz. The debug test kernel and
+# Debian's have STRICT_DEVMEM=y, so scenarios ask `kconfig_enabled
+# STRICT_DEVMEM` to learn that /dev/mem refuses RAM there.
 kconfig_enabled() {
-    [ -r /proc/config.gz ] || fail "/proc/config.gz missing: the test kernels need CONFIG_IKCONFIG_PROC=y"
-    zcat /proc/config.gz | grep -qx "CONFIG_$1=y"
+    if [ -r /proc/config.gz ]; then
+        zcat /proc/config.gz | grep -qx "CONFIG_$1=y"
+    elif [ -r /lib/critmem/kernel.config ]; then
+        grep -qx "CONFIG_$1=y" /lib/critmem/kernel.config
+    else
+        fail "neither /proc/config.gz nor /lib/critmem/kernel.config: the test kernels need CONFIG_IKCONFIG_PROC=y, and scripts/ehost ships another kernel's config file"
+    fi
 }
 
 # assert_devmem_refused ADDR WHAT: a /dev/mem read at ADDR fails with EPERM,

@@ -9,6 +9,7 @@ mod churn;
 mod concurrent;
 mod critmem_dev;
 mod cut;
+mod exit_port;
 mod fault_kernel;
 mod kvm_selftest;
 mod map_file;
@@ -41,6 +42,8 @@ struct Cli {
 enum Command {
     /// Run a 12-byte real-mode guest on /dev/kvm.
     KvmSelftest,
+    /// End the emulated host's run: write VALUE to QEMU's isa-debug-exit port.
+    ExitPort { value: u8 },
     /// The INFO ioctl on a fresh open file of /dev/critmem.
     Info,
     /// ALLOC a slice, and optionally map, check, fill and hold it.
@@ -158,6 +161,7 @@ pub(crate) fn describe(e: impl std::error::Error) -> String {
 fn main() -> ExitCode {
     let result = match Cli::parse().command {
         Command::KvmSelftest => kvm_selftest::run(),
+        Command::ExitPort { value } => exit_port::run(value),
         Command::Info => critmem_dev::info(),
         Command::Alloc(a) => critmem_dev::alloc(&a),
         Command::Mmap(a) => critmem_dev::mmap(&a),
