@@ -1,7 +1,7 @@
 # ehost-cmdline: reserve_mem=1G:1G:critmem
 # ehost-memory: 6G
 # ehost-timeout: 240
-# ehost-kernels: test debug
+# ehost-kernels: test debug debian
 #
 # Huge mapping: a 1 GiB-aligned 1 GiB slice mapped at a 1 GiB-aligned
 # address is mapped with one 1 GiB page. Evidence from the kernel's own

@@ -1,7 +1,7 @@
 # ehost-cmdline: reserve_mem=256M:2M:critmem
 # ehost-memory: 2G
 # ehost-timeout: 120
-# ehost-kernels: test debug
+# ehost-kernels: test debug debian
 #
 # Map file: /proc/critmem matches the boot parameter (size, 2 MiB
 # alignment, end = start + size - 1, inclusive), is root-only, and the pool

@@ -1,7 +1,7 @@
 # ehost-cmdline: reserve_mem=256M:2M:critmem
 # ehost-memory: 2G
 # ehost-timeout: 120
-# ehost-kernels: test debug
+# ehost-kernels: test debug debian
 #
 # Physical placement: a holder ALLOCs, mmaps and writes a pattern of
 # unique words; a third party reads the same bytes through /dev/mem at the

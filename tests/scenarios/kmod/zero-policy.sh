@@ -1,7 +1,7 @@
 # ehost-cmdline: reserve_mem=512M:2M:critmem
 # ehost-memory: 2G
 # ehost-timeout: 180
-# ehost-kernels: test debug
+# ehost-kernels: test debug debian
 #
 # Zeroing policy: when only unzeroed memory fits, ALLOC zeroes it before
 # returning (cost grows with size); once the background worker has zeroed

@@ -1,7 +1,7 @@
 # ehost-cmdline: reserve_mem=64M:2M:critmem
 # ehost-memory: 2G
 # ehost-timeout: 120
-# ehost-kernels: test debug
+# ehost-kernels: test debug debian
 #
 # Zeroing after reuse: the pool is exactly one slice, so the second
 # ALLOC reuses the bytes the first holder filled; they read zero (through the

@@ -1,6 +1,7 @@
 # ehost-cmdline: reserve_mem=512M:2M:critmem
 # ehost-memory: 2G
 # ehost-timeout: 120
+# ehost-kernels: test debian
 #
 # Third-party placement check, critical VM: the guest writes a random marker
 # at guest-physical 0x0c000000 with busybox devmem; the emulated host reads

@@ -1,6 +1,7 @@
 # ehost-cmdline: reserve_mem=512M:2M:critmem
 # ehost-memory: 2G
 # ehost-timeout: 120
+# ehost-kernels: test debian
 #
 # SIGKILL of a running critical vmm: its slice returns to the pool.
 . /lib/critmem/testlib.sh

@@ -1,6 +1,7 @@
 # ehost-cmdline: memmap=1G$0x100000000
 # ehost-memory: 5G
 # ehost-timeout: 180
+# ehost-kernels: test debian
 #
 # A critical VM on a 1 GiB-aligned slice is mapped by KVM with 1 GiB stage-2
 # pages once the guest has touched its memory (KVM's own counts, from its
