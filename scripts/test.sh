@@ -31,25 +31,27 @@ if ! cargo clippy --locked --workspace --all-targets --manifest-path "$CRITMEM_R
     lint_passed=0 lint_failed=1
 fi
 
+# counted NAME CMD...: runs the runner CMD, whose last line is
+# `NAME: N passed, M failed`, and sets NAME_passed and NAME_failed from it; a
+# runner that fails without such a line counts as one failure.
+counted() {
+    local name=$1 out rc=0 passed failed
+    shift
+    out=$(mktemp)
+    "$@" 2>&1 | tee "$out" || rc=$?
+    read -r passed failed < <(sed -n "s/^$name: \([0-9]*\) passed, \([0-9]*\) failed\$/\1 \2/p" "$out" | tail -n 1) || true
+    rm -f "$out"
+    passed=${passed:-0} failed=${failed:-0}
+    [ "$rc" != 0 ] && [ "$failed" = 0 ] && failed=1
+    printf -v "${name}_passed" %s "$passed"
+    printf -v "${name}_failed" %s "$failed"
+}
+
 log "README check: every README command has a runner; --help agrees; host-side commands"
-readme_log=$(mktemp)
-readme_rc=0
-bash "$CRITMEM_ROOT/tests/readme/check.sh" 2>&1 | tee "$readme_log" || readme_rc=$?
-read -r readme_passed readme_failed < <(sed -n 's/^readme: \([0-9]*\) passed, \([0-9]*\) failed$/\1 \2/p' "$readme_log" | tail -n 1)
-rm -f "$readme_log"
-readme_passed=${readme_passed:-0}
-readme_failed=${readme_failed:-0}
-[ "$readme_rc" != 0 ] && [ "$readme_failed" = 0 ] && readme_failed=1
+counted readme bash "$CRITMEM_ROOT/tests/readme/check.sh"
 
 log "Debian: critmem-kbuild, the packages and the README's install, in the trixie root"
-debian_log=$(mktemp)
-debian_rc=0
-bash "$CRITMEM_ROOT/tests/debian/run.sh" 2>&1 | tee "$debian_log" || debian_rc=$?
-read -r debian_passed debian_failed < <(sed -n 's/^debian: \([0-9]*\) passed, \([0-9]*\) failed$/\1 \2/p' "$debian_log" | tail -n 1)
-rm -f "$debian_log"
-debian_passed=${debian_passed:-0}
-debian_failed=${debian_failed:-0}
-[ "$debian_rc" != 0 ] && [ "$debian_failed" = 0 ] && debian_failed=1
+counted debian bash "$CRITMEM_ROOT/tests/debian/run.sh"
 
 log "emulated-host scenarios"
 scen_log=$(mktemp)
