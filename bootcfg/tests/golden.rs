@@ -383,6 +383,18 @@ fn check_signatures_not_enforced() {
 #[test]
 fn check_signatures_enforced_module_not_installed() {
     let t = signature_policy("sig-none", "Y\n", NO_LOCKDOWN);
+    // A DKMS build tree behind the build/ symlink is not an installed
+    // module: symlinks are not followed.
+    t.write_bytes(
+        "/var/lib/dkms/critmem/0.1.0/build/critmem.ko",
+        &module_file(None),
+    );
+    std::fs::create_dir_all(t.dir.join("lib/modules/7.2.12-critmem")).unwrap();
+    std::os::unix::fs::symlink(
+        t.dir.join("var/lib/dkms/critmem/0.1.0"),
+        t.dir.join("lib/modules/7.2.12-critmem/build"),
+    )
+    .unwrap();
     let (code, out) = check(&t);
     assert_eq!(code, Some(0), "not installed yet is not a failure: {out}");
     golden_text("check/signatures-no-module", "check.stdout", &out);
