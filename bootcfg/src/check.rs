@@ -15,8 +15,13 @@
 //! - `CONFIG_DEVMEM` is not required.
 //!
 //! A hand-written `critmem=` on the booted or configured boot line is a
-//! warning: it reserves nothing (see [`crate::critmem_param`]). The exit
-//! status still answers only whether the kernel supports critmem.
+//! warning: it reserves nothing (see [`crate::critmem_param`]).
+//!
+//! Whether critmem.ko can load under the kernel's module-signature policy
+//! is checked by [`crate::module_sig`]. The exit status is 1 when the kernel
+//! does not support critmem, or when critmem.ko certainly cannot load (it is
+//! unsigned, or signed by a key the kernel does not have, while signatures
+//! are enforced); what cannot be told is a warning.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -26,6 +31,7 @@ use thiserror::Error;
 
 use crate::critmem_param;
 use crate::host::{self, HostError, Root};
+use crate::module_sig;
 
 /// Why the check could not run.
 #[derive(Debug, Error)]
@@ -73,12 +79,20 @@ pub struct CheckReport {
     pub reserve_mode: bool,
     /// Memmap mode works.
     pub memmap_mode: bool,
+    /// Signatures are enforced and critmem.ko certainly cannot load.
+    pub module_refused: bool,
 }
 
 impl CheckReport {
     /// Whether critmem can work at all.
     pub fn supported(&self) -> bool {
         self.reserve_mode || self.memmap_mode
+    }
+
+    /// Whether `check` passes: the kernel supports critmem and nothing
+    /// stops critmem.ko from loading.
+    pub fn passed(&self) -> bool {
+        self.supported() && !self.module_refused
     }
 
     /// The report, for people.
@@ -116,6 +130,12 @@ impl CheckReport {
             s,
             "kernel supports independent memory configuration: {answer}"
         );
+        if self.module_refused {
+            let _ = writeln!(
+                s,
+                "critmem.ko cannot load under this kernel's module-signature policy (see FAIL above)"
+            );
+        }
         s
     }
 }
@@ -256,12 +276,16 @@ pub fn check(root: &Root) -> Result<CheckReport, CheckError> {
     for finding in critmem_param::scan(root)? {
         items.push((Verdict::Warn, finding.to_string()));
     }
+    let signature = module_sig::check(root, &release)?;
+    let module_refused = signature.verdict == Verdict::Fail;
+    items.push((signature.verdict, signature.message));
     Ok(CheckReport {
         release,
         config_source,
         items,
         reserve_mode: base_ok && reserve_ok,
         memmap_mode: base_ok,
+        module_refused,
     })
 }
 

@@ -48,7 +48,8 @@ enum Cmd {
     },
     /// Compare configured, booted (/proc/cmdline) and live (/proc/critmem).
     Status,
-    /// Does the running kernel support independent memory configuration?
+    /// Does the running kernel support independent memory configuration, and
+    /// can critmem.ko load under its module-signature policy?
     Check,
 }
 

@@ -349,3 +349,41 @@ fn critmem_with_a_bad_alignment_names_plans_reason() {
         "has `critmem=1G:3M`, which no kernel reads and names no pool critmem-boot would make (`critmem-boot plan --size 1G --align 3M`: invalid --align 3M: the alignment must be a power of two (such as 2M or 1G)): critmem's pool is carved out by `reserve_mem=SIZE:ALIGN:critmem`",
     );
 }
+
+#[test]
+fn check_refuses_unreadable_signature_policy() {
+    let t = machine("bad-sig-enforce");
+    t.write("/boot/config-7.2.12-critmem", "CONFIG_RUST=y\n");
+    t.write("/sys/module/module/parameters/sig_enforce", "maybe\n");
+    let err = t.fails(&["check"]);
+    assert!(
+        err.contains("<ROOT>/sys/module/module/parameters/sig_enforce: cannot parse line \"maybe\": expected Y or N"),
+        "{err}"
+    );
+    t.write("/sys/module/module/parameters/sig_enforce", "Y\n");
+    t.write("/sys/kernel/security/lockdown", "integrity\n");
+    let err = t.fails(&["check"]);
+    assert!(
+        err.contains("<ROOT>/sys/kernel/security/lockdown: cannot parse line \"integrity\": expected the active mode in brackets, as in 'none [integrity] confidentiality'"),
+        "{err}"
+    );
+}
+
+#[test]
+fn check_fails_on_module_signature_the_kernel_cannot_use() {
+    let t = machine("bad-modsig");
+    t.write("/boot/config-7.2.12-critmem", "CONFIG_RUST=y\n");
+    t.write("/sys/module/module/parameters/sig_enforce", "Y\n");
+    let mut m = module_file(Some(DKMS_SIGNATURE));
+    // id_type 1 (PKEY_ID_X509): not PKCS#7, which the kernel refuses.
+    let id_type_at = m.len() - 28 - 12 + 2;
+    m[id_type_at] = 1;
+    t.write_bytes(DKMS_MODULE, &m);
+    let out = t.run(&["check"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("  [FAIL] critmem.ko (/lib/modules/7.2.12-critmem/updates/dkms/critmem.ko) carries a module signature this kernel cannot use (its signature is not PKCS#7 (id_type 1)), and this kernel (module.sig_enforce=Y) loads only signed modules: reinstall critmem-dkms (apt-get install --reinstall critmem-dkms), which builds and signs it again\n"),
+        "{stdout}"
+    );
+}

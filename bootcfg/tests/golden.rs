@@ -343,3 +343,144 @@ fn plan_format_cmdline_still_answers_with_critmem_param_in_grub() {
         "reserve_mem=1G:1G:critmem\n"
     );
 }
+
+/// A machine with a good kernel and the given signature policy files.
+fn signature_policy(name: &str, sig_enforce: &str, lockdown: &str) -> Tree {
+    let t = machine(name);
+    t.write(&format!("/boot/config-{RELEASE}"), GOOD_CONFIG);
+    t.write("/sys/module/module/parameters/sig_enforce", sig_enforce);
+    t.write("/sys/kernel/security/lockdown", lockdown);
+    t
+}
+
+const NO_LOCKDOWN: &str = "[none] integrity confidentiality\n";
+const SECURE_BOOT_LOCKDOWN: &str = "none [integrity] confidentiality\n";
+
+/// Runs check; returns its exit code and stdout (root replaced).
+fn check(t: &Tree) -> (Option<i32>, String) {
+    let out = t.run(&["check"]);
+    let stdout =
+        String::from_utf8_lossy(&out.stdout).replace(&t.dir.display().to_string(), "<ROOT>");
+    (out.status.code(), stdout)
+}
+
+#[test]
+fn check_signatures_not_enforced() {
+    // Even an unsigned module is fine then.
+    let t = signature_policy("sig-off", "N\n", NO_LOCKDOWN);
+    t.write_bytes(DKMS_MODULE, &module_file(None));
+    let (code, out) = check(&t);
+    assert_eq!(code, Some(0), "{out}");
+    golden_text("check/signatures-not-enforced", "check.stdout", &out);
+    assert!(
+        out.contains(
+            "  [ok  ] module signatures are not enforced (module.sig_enforce=N, lockdown none)\n"
+        ),
+        "{out}"
+    );
+}
+
+#[test]
+fn check_signatures_enforced_module_not_installed() {
+    let t = signature_policy("sig-none", "Y\n", NO_LOCKDOWN);
+    // A DKMS build tree behind the build/ symlink is not an installed
+    // module: symlinks are not followed.
+    t.write_bytes(
+        "/var/lib/dkms/critmem/0.1.0/build/critmem.ko",
+        &module_file(None),
+    );
+    std::fs::create_dir_all(t.dir.join("lib/modules/7.2.12-critmem")).unwrap();
+    std::os::unix::fs::symlink(
+        t.dir.join("var/lib/dkms/critmem/0.1.0"),
+        t.dir.join("lib/modules/7.2.12-critmem/build"),
+    )
+    .unwrap();
+    let (code, out) = check(&t);
+    assert_eq!(code, Some(0), "not installed yet is not a failure: {out}");
+    golden_text("check/signatures-no-module", "check.stdout", &out);
+    assert!(out.contains("  [warn] this kernel (module.sig_enforce=Y) loads only signed modules and no critmem.ko is installed for it (searched /lib/modules/7.2.12-critmem): install critmem-dkms, which builds and signs critmem.ko for this kernel\n"), "{out}");
+}
+
+#[test]
+fn check_signatures_enforced_module_unsigned() {
+    let t = signature_policy("sig-unsigned", "Y\n", NO_LOCKDOWN);
+    t.write_bytes(
+        "/lib/modules/7.2.12-critmem/extra/critmem.ko",
+        &module_file(None),
+    );
+    let (code, out) = check(&t);
+    assert_eq!(code, Some(1), "{out}");
+    golden_text("check/signatures-unsigned", "check.stdout", &out);
+    assert!(out.contains("  [FAIL] critmem.ko (/lib/modules/7.2.12-critmem/extra/critmem.ko) is not signed, and this kernel (module.sig_enforce=Y) loads only signed modules: install it through critmem-dkms, which signs it with DKMS's key, and enroll that key (mokutil --import /var/lib/dkms/mok.pub, reboot, confirm the enrolment)\n"), "{out}");
+    assert!(
+        out.ends_with(
+            "critmem.ko cannot load under this kernel's module-signature policy (see FAIL above)\n"
+        ),
+        "{out}"
+    );
+}
+
+#[test]
+fn check_secure_boot_module_signed_by_untrusted_key() {
+    let t = signature_policy("sig-untrusted", "N\n", SECURE_BOOT_LOCKDOWN);
+    t.write_bytes(DKMS_MODULE, &module_file(Some(DKMS_SIGNATURE)));
+    t.write("/proc/keys", PROC_KEYS_DEBIAN);
+    let (code, out) = check(&t);
+    assert_eq!(code, Some(1), "{out}");
+    golden_text("check/signatures-untrusted", "check.stdout", &out);
+    assert!(out.contains("  [FAIL] critmem.ko (/lib/modules/7.2.12-critmem/updates/dkms/critmem.ko) is signed by 'DKMS module signing key', which this kernel (lockdown=integrity) does not trust (no such key in /proc/keys): enroll /var/lib/dkms/mok.pub (mokutil --import /var/lib/dkms/mok.pub, reboot, confirm the enrolment in the MOK manager)\n"), "{out}");
+}
+
+#[test]
+fn check_secure_boot_module_signed_by_enrolled_key() {
+    let t = signature_policy("sig-trusted", "N\n", SECURE_BOOT_LOCKDOWN);
+    t.write_bytes(DKMS_MODULE, &module_file(Some(DKMS_SIGNATURE)));
+    // depmod prefers updates/: the unsigned copy elsewhere is not loaded.
+    t.write_bytes(
+        "/lib/modules/7.2.12-critmem/extra/critmem.ko",
+        &module_file(None),
+    );
+    t.write("/proc/keys", PROC_KEYS_DKMS);
+    let (code, out) = check(&t);
+    assert_eq!(code, Some(0), "{out}");
+    golden_text("check/signatures-trusted", "check.stdout", &out);
+    assert!(out.contains("  [ok  ] critmem.ko (/lib/modules/7.2.12-critmem/updates/dkms/critmem.ko) is signed by 'DKMS module signing key', a key this kernel has (/proc/keys), as lockdown=integrity requires\n"), "{out}");
+}
+
+#[test]
+fn check_signatures_cannot_be_told() {
+    // Compressed: not inspected.
+    let t = signature_policy("sig-xz", "Y\n", SECURE_BOOT_LOCKDOWN);
+    t.write_bytes(
+        "/lib/modules/7.2.12-critmem/updates/dkms/critmem.ko.xz",
+        b"\xfd7zXZ\0",
+    );
+    let (code, out) = check(&t);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("  [warn] critmem.ko (/lib/modules/7.2.12-critmem/updates/dkms/critmem.ko.xz) is compressed, so its signature was not inspected; this kernel (module.sig_enforce=Y and lockdown=integrity) loads it only if it is signed by a key the kernel trusts: if `modprobe critmem` fails with 'Key was rejected by service', enroll /var/lib/dkms/mok.pub (mokutil --import /var/lib/dkms/mok.pub, reboot, confirm the enrolment in the MOK manager)\n"), "{out}");
+
+    // Signed, but /proc/keys read by someone who may view none of the
+    // kernel's keys.
+    let t = signature_policy("sig-nokeys", "N\n", SECURE_BOOT_LOCKDOWN);
+    t.write_bytes(DKMS_MODULE, &module_file(Some(DKMS_SIGNATURE)));
+    t.write(
+        "/proc/keys",
+        "0b14c499 I--Q---     1 perm 1f3f0000  1000 65534 keyring   _uid_ses.1000: 1\n",
+    );
+    let (code, out) = check(&t);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("  [warn] critmem.ko (/lib/modules/7.2.12-critmem/updates/dkms/critmem.ko) is signed by 'DKMS module signing key', but /proc/keys shows no asymmetric keys (run check as root to see the kernel's), so whether this kernel (lockdown=integrity) trusts it cannot be told: if `modprobe critmem` fails with 'Operation not permitted', enroll /var/lib/dkms/mok.pub (mokutil --import /var/lib/dkms/mok.pub, reboot, confirm the enrolment in the MOK manager)\n"), "{out}");
+}
+
+#[test]
+fn check_without_module_sig_ignores_lockdown() {
+    // No sig_enforce parameter: CONFIG_MODULE_SIG is off and the kernel
+    // asks no module for a signature, lockdown or not.
+    let t = machine("sig-nosig");
+    t.write(&format!("/boot/config-{RELEASE}"), GOOD_CONFIG);
+    t.write("/sys/kernel/security/lockdown", SECURE_BOOT_LOCKDOWN);
+    t.write_bytes(DKMS_MODULE, &module_file(None));
+    let (code, out) = check(&t);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("  [ok  ] module signatures are not checked (the kernel has no CONFIG_MODULE_SIG: no /sys/module/module/parameters/sig_enforce)\n"), "{out}");
+}

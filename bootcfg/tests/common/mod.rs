@@ -313,3 +313,30 @@ pub fn systemd_boot(name: &str) -> Tree {
     );
     t
 }
+
+/// A real PKCS#7 signature by a self-signed 'DKMS module signing key' (see
+/// the unit tests of `module_sig`).
+pub const DKMS_SIGNATURE: &[u8] = include_bytes!("../fixtures/dkms-module-signing-key.p7s");
+
+/// A tiny stand-in for critmem.ko: an ELF magic, and with `signature` the
+/// PKCS#7 blob, a `struct module_signature` for it and the trailer, laid
+/// out as sign-file appends them.
+pub fn module_file(signature: Option<&[u8]>) -> Vec<u8> {
+    let mut m = b"\x7fELF critmem test module\n".to_vec();
+    if let Some(pkcs7) = signature {
+        m.extend_from_slice(pkcs7);
+        // algo, hash, id_type = PKEY_ID_PKCS7, signer_len, key_id_len, pad[3]
+        m.extend_from_slice(&[0, 0, 2, 0, 0, 0, 0, 0]);
+        m.extend_from_slice(&u32::try_from(pkcs7.len()).unwrap().to_be_bytes());
+        m.extend_from_slice(b"~Module signature appended~\n");
+    }
+    m
+}
+
+/// Where DKMS installs critmem.ko for the fake running kernel.
+pub const DKMS_MODULE: &str = "/lib/modules/7.2.12-critmem/updates/dkms/critmem.ko";
+
+/// `/proc/keys` as root reads it on a Secure Boot Debian host, without
+/// and with DKMS's key enrolled.
+pub const PROC_KEYS_DEBIAN: &str = "03b7a7b3 I------     1 perm 1f0b0000     0     0 keyring   .builtin_trusted_keys: 1\n1e8a5a59 I------     1 perm 1f010000     0     0 asymmetri Debian Secure Boot CA: 6ccece7e4c6c0d1f6149f3dd27dfcc5cbb419ea1: X509.rsa 4c6c0d1f []\n0b14c499 I--Q---     1 perm 1f3f0000     0 65534 keyring   _uid_ses.0: 1\n";
+pub const PROC_KEYS_DKMS: &str = "03b7a7b3 I------     1 perm 1f0b0000     0     0 keyring   .builtin_trusted_keys: 1\n1e8a5a59 I------     1 perm 1f010000     0     0 asymmetri Debian Secure Boot CA: 6ccece7e4c6c0d1f6149f3dd27dfcc5cbb419ea1: X509.rsa 4c6c0d1f []\n2a1b3c4d I------     1 perm 1f010000     0     0 asymmetri DKMS module signing key: acaf41fdbf778753040e358438671bf07361cc50: X509.rsa 7361cc50 []\n";
