@@ -19,6 +19,7 @@ use kernel::prelude::*;
 mod abi;
 mod caps;
 mod device;
+mod firmware_map;
 mod freemap;
 mod iomem;
 mod layout;

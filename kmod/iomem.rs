@@ -4,6 +4,7 @@
 //! `reserve_mem` lookup, the `/proc/iomem` resource tree, and `memremap`.
 
 use core::ptr::NonNull;
+use crate::{firmware_map, sys};
 use kernel::{bindings, ffi, prelude::*, types::Opaque};
 
 /// Name of the `reserve_mem=` label and of our `/proc/iomem` entry.
@@ -110,6 +111,34 @@ pub(crate) fn e820_reserved_bytes(start: u64, size: u64) -> u64 {
         bindings::IORESOURCE_MEM,
     )
     .covered
+}
+
+/// The firmware's own memory map, from `/sys/firmware/memmap/N/{start,end,type}`
+/// (see `firmware_map.rs` for why), into `entries`. `Err(ENOENT)` when the
+/// kernel has no such directory (`CONFIG_FIRMWARE_MEMMAP` is off),
+/// `Err(EINVAL)` when an entry is malformed.
+pub(crate) fn firmware_map(entries: &mut KVec<firmware_map::Entry>) -> Result {
+    let mut path = [0u8; firmware_map::PATH_LEN];
+    let mut start = [0u8; 24];
+    let mut end = [0u8; 24];
+    let mut kind = [0u8; 48];
+    for index in 0..firmware_map::MAX_ENTRIES {
+        let mut read = |field: &[u8], buf: &mut [u8]| -> Result<usize> {
+            let len = firmware_map::sysfs_path(&mut path, index, field).ok_or(EINVAL)?;
+            let path = CStr::from_bytes_with_nul(&path[..len]).map_err(|_| EINVAL)?;
+            sys::read_file(path, buf)
+        };
+        let start_len = match read(b"start", &mut start) {
+            Err(e) if e == ENOENT && index > 0 => return Ok(()),
+            other => other?,
+        };
+        let end_len = read(b"end", &mut end)?;
+        let kind_len = read(b"type", &mut kind)?;
+        let entry = firmware_map::Entry::parse(&start[..start_len], &end[..end_len], &kind[..kind_len])
+            .ok_or(EINVAL)?;
+        entries.push(entry, GFP_KERNEL)?;
+    }
+    Ok(())
 }
 
 /// The first busy resource in `[start, start + size)` that is not System

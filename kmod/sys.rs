@@ -10,7 +10,12 @@
 //! for (7.2 and 7.3), behind a `cfg` that `Kbuild` sets from the kernel
 //! version, so that no other file knows which kernel it is built against.
 
-use kernel::{bindings, ffi, mm::virt::vm_flags_t, module_param::ModuleParamAccess};
+use kernel::{
+    bindings, ffi,
+    mm::virt::vm_flags_t,
+    module_param::ModuleParamAccess,
+    str::{CStr, CStrExt as _},
+};
 
 /// The value of an integer module parameter. Linux 7.3 changed
 /// `ModuleParamAccess::value()` to return the value itself (for `T: Copy`,
@@ -120,6 +125,31 @@ pub(crate) mod procfs {
         /// Removes an entry, waiting for readers in flight.
         pub(crate) fn proc_remove(de: *mut ProcDirEntry);
     }
+}
+
+/// Reads the start of the file at `path` into `buf`, returning the bytes
+/// read: for the small sysfs files of `/sys/firmware/memmap`, the only view
+/// of the firmware's memory map a module has. `Err(ENOENT)` when there is
+/// no such file. A `kernel::fs` open-by-path and read would replace this
+/// (7.2's `kernel::fs::File` has neither).
+pub(crate) fn read_file(path: &CStr, buf: &mut [u8]) -> kernel::error::Result<usize> {
+    // SAFETY: `path` is NUL-terminated and outlives the call; `filp_open`
+    // may sleep, and every caller runs in process context (module init)
+    // with no lock held.
+    let file = unsafe { bindings::filp_open(path.as_char_ptr(), bindings::O_RDONLY as ffi::c_int, 0) };
+    let file = kernel::error::from_err_ptr(file)?;
+    let mut pos: bindings::loff_t = 0;
+    // SAFETY: `file` is an open file (`filp_open` succeeded), `buf` is valid
+    // for writes of `buf.len()` bytes for the call, and `pos` is a valid
+    // `loff_t` it may update.
+    let read = unsafe { bindings::kernel_read(file, buf.as_mut_ptr().cast(), buf.len(), &mut pos) };
+    // SAFETY: `file` was opened above and is closed exactly once, here; it
+    // was never installed in a file table, so it has no owner id.
+    unsafe { bindings::filp_close(file, core::ptr::null_mut()) };
+    if read < 0 {
+        return Err(kernel::error::Error::from_errno(read as ffi::c_int));
+    }
+    Ok(read as usize)
 }
 
 /// `-EDQUOT` ("quota exceeded"), which `kernel::error::code` does not

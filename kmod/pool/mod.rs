@@ -38,6 +38,7 @@ pub(crate) use slice::Slice;
 use crate::{
     abi,
     caps::Caps,
+    firmware_map,
     freemap::{align_up, FreeMap},
     iomem::{self, IomemClaim, KernelMapping, Overlap},
     layout::{PAGE_SIZE, SZ_1G, SZ_2M},
@@ -236,6 +237,45 @@ fn locate(params: &Params) -> Result<(u64, u64, Source)> {
     Ok((start, size, Source::ReserveMem))
 }
 
+/// memmap mode takes only what the firmware described as RAM. A range the
+/// firmware reserved itself (ACPI tables, EFI runtime memory, a ROM) is
+/// "Reserved" in `/proc/iomem` exactly as a `memmap=` reservation is, and
+/// zeroing it at load would destroy what the firmware keeps there.
+fn check_firmware_ram(start: u64, size: u64) -> Result {
+    let mut entries = KVec::new();
+    match iomem::firmware_map(&mut entries) {
+        Ok(()) => {}
+        Err(e) if e == ENOENT => {
+            pr_err!(
+                "memmap mode needs the firmware's memory map to check that critmem.base={start:#x} \
+                 critmem.size={size:#x} is RAM, and this kernel has none (/sys/firmware/memmap, \
+                 CONFIG_FIRMWARE_MEMMAP); use reserve_mem=<size>:<align>:critmem instead\n"
+            );
+            return Err(ENODEV);
+        }
+        Err(e) => {
+            pr_err!("cannot read the firmware's memory map (/sys/firmware/memmap): {e:?}\n");
+            return Err(e);
+        }
+    }
+    let Some(not_ram) = firmware_map::first_not_ram(&entries, start, size) else {
+        return Ok(());
+    };
+    let what = if not_ram.hole {
+        "not described by the firmware at all"
+    } else {
+        "not RAM in the firmware's memory map (/sys/firmware/memmap)"
+    };
+    pr_err!(
+        "critmem.base={start:#x} critmem.size={size:#x}: [{:#x}-{:#x}] is {what}; memmap mode \
+         takes only RAM that memmap=<size>$<base> reserved: move the range into RAM the firmware \
+         reports (BIOS-e820 'usable' in dmesg), or use reserve_mem=<size>:<align>:critmem\n",
+        not_ram.start,
+        not_ram.end_inclusive
+    );
+    Err(EINVAL)
+}
+
 /// Claims `[start, start + size)` in `/proc/iomem` after checking that it is
 /// what its source says it is.
 fn claim(start: u64, size: u64, source: Source) -> Result<IomemClaim> {
@@ -268,6 +308,7 @@ fn claim(start: u64, size: u64, source: Source) -> Result<IomemClaim> {
                 );
                 return Err(EINVAL);
             }
+            check_firmware_ram(start, size)?;
             let reserved = iomem::e820_reserved_bytes(start, size);
             if reserved != size {
                 pr_err!(

@@ -7,6 +7,10 @@
 #[allow(dead_code)]
 mod layout;
 
+#[path = "../../firmware_map.rs"]
+#[allow(dead_code)]
+mod firmware_map;
+
 #[path = "../../freemap.rs"]
 #[allow(dead_code)]
 mod freemap;
