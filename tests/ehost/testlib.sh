@@ -63,6 +63,29 @@ critmem_wait_zeroed() {
     done
 }
 
+# critmem_wait_free [SECONDS]: waits until every slice is back, free ==
+# size (default 10 s); fails with /proc/critmem otherwise.
+critmem_wait_free() {
+    _i=0
+    until [ "$(critmem_key free)" = "$(critmem_key size)" ]; do
+        _i=$((_i + 1))
+        [ $_i -lt $((${1:-10} * 10)) ] || fail "slices not released after ${1:-10} s: $(cat /proc/critmem)"
+        sleep 0.1
+    done
+}
+
+# holder_ready FILE PID [SECONDS]: waits until the `cmtool ... --hold`
+# process PID, whose output goes to FILE, prints `ready=1` (default 60 s);
+# fails with its output if it exits or the time runs out first.
+holder_ready() {
+    _i=0
+    until grep -q '^ready=1' "$1"; do
+        _i=$((_i + 1))
+        [ $_i -lt $((${3:-60} * 10)) ] && kill -0 "$2" 2>/dev/null || fail "holder: $(cat "$1")"
+        sleep 0.1
+    done
+}
+
 # kconfig_enabled SYMBOL: succeeds when the running kernel was built with
 # CONFIG_SYMBOL=y: read from /proc/config.gz (the test kernels), or from
 # /lib/critmem/kernel.config, the config file that scripts/ehost ships with

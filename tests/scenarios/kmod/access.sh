@@ -20,15 +20,6 @@ chown 0:1000 /dev/critmem || fail "chown /dev/critmem"
 chmod 0660 /dev/critmem || fail "chmod /dev/critmem"
 ls -l /dev/critmem
 
-# wait_ready FILE PID
-wait_ready() {
-    i=0
-    until grep -q '^ready=1' "$1"; do
-        i=$((i + 1))
-        [ $i -lt 600 ] && kill -0 "$2" 2>/dev/null || fail "holder: $(cat "$1")"
-        sleep 0.1
-    done
-}
 key() { sed -n "s/^$1=//p" "$2"; }
 
 # A: ALLOC needs a file opened for writing.
@@ -44,7 +35,7 @@ assert_eq "$(critmem_key slices)" 0 "no slice from the read-only file"
 # B: an unprivileged caller sees no physical address.
 cmtool run-as --uid 1000 --gid 1000 -- alloc --size 4M --info --hold >/tmp/user 2>&1 &
 user=$!
-wait_ready /tmp/user $user
+holder_ready /tmp/user $user
 cat /tmp/user /proc/critmem
 assert_eq "$(key phys_start /tmp/user)" 0x0 "unprivileged ALLOC phys_start"
 assert_eq "$(key phys_size /tmp/user)" "$((4 << 20))" "unprivileged ALLOC phys_size"
@@ -68,7 +59,7 @@ assert_eq "$(stat -c %a:%u /proc/critmem)" 400:0 "/proc/critmem mode and owner"
 # ... and root sees the real ones.
 cmtool alloc --size 4M --info --hold >/tmp/root 2>&1 &
 root=$!
-wait_ready /tmp/root $root
+holder_ready /tmp/root $root
 cat /tmp/root
 assert_eq "$(key phys_start /tmp/root)" "$(slice_of $root start)" "root ALLOC phys_start is the slice's start"
 assert_eq "$(key info_slice_start /tmp/root)" "$(slice_of $root start)" "root INFO slice_start"

@@ -9,20 +9,12 @@
 
 critmem_load
 size=$(critmem_key size)
-wait_ready() {
-    i=0
-    until grep -q '^ready=1' "$1"; do
-        i=$((i + 1))
-        [ $i -lt 600 ] && kill -0 "$2" 2>/dev/null || fail "holder: $(cat "$1")"
-        sleep 0.1
-    done
-}
 cmtool alloc --size 128M --align 2M --again 4K --map --hold >/tmp/a 2>&1 &
 a=$!
-wait_ready /tmp/a $a
+holder_ready /tmp/a $a
 cmtool alloc --size 64M --map --hold >/tmp/b 2>&1 &
 b=$!
-wait_ready /tmp/b $b
+holder_ready /tmp/b $b
 cat /tmp/a /tmp/b
 echo "--- /proc/critmem with two live slices:"
 cat /proc/critmem

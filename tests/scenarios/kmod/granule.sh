@@ -11,19 +11,10 @@
 critmem_load
 size=$(critmem_key size)
 
-# wait_ready FILE PID
-wait_ready() {
-    i=0
-    until grep -q '^ready=1' "$1"; do
-        i=$((i + 1))
-        [ $i -lt 1200 ] && kill -0 "$2" 2>/dev/null || fail "holder: $(cat "$1")"
-        sleep 0.1
-    done
-}
 
 cmtool alloc --size 4K --hold >/tmp/one 2>&1 &
 one=$!
-wait_ready /tmp/one $one
+holder_ready /tmp/one $one 120
 cat /tmp/one /proc/critmem
 assert_eq "$(sed -n 's/^phys_size=//p' /tmp/one)" "$((2 << 20))" "ALLOC of 4 KiB answers phys_size"
 assert_eq "$(slice_of $one size)" "$((2 << 20))" "/proc/critmem lists a 2 MiB slice"
@@ -33,15 +24,10 @@ assert_eq "$(critmem_key free)" "$((size - (2 << 20)))" "free is down by 2 MiB"
 kill $one
 wait $one 2>/dev/null
 
-i=0
-while [ "$(critmem_key free)" != "$size" ]; do
-    i=$((i + 1))
-    [ $i -lt 100 ] || fail "slice not released: $(cat /proc/critmem)"
-    sleep 0.1
-done
+critmem_wait_free 10
 cmtool alloc-many --count 100 --size 4K --align 2M --hold >/tmp/many 2>&1 &
 many=$!
-wait_ready /tmp/many $many
+holder_ready /tmp/many $many 120
 cat /tmp/many
 assert_eq "$(sed -n 's/^total_phys_size=//p' /tmp/many)" "$((200 << 20))" "100 ALLOCs of 4 KiB answer 200 MiB in all"
 assert_eq "$(critmem_key slices)" 100 "100 slices"

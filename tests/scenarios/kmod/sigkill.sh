@@ -22,12 +22,7 @@ assert_eq "$(critmem_key free)" "$((size - (32 << 20)))" "32 MiB taken"
 assert_eq "$(critmem_key slices)" 1 "one slice"
 kill -9 $holder
 wait $holder 2>/dev/null
-i=0
-while [ "$(critmem_key free)" != "$size" ]; do
-    i=$((i + 1))
-    [ $i -lt 100 ] || fail "slice not released: $(cat /proc/critmem)"
-    sleep 0.1
-done
+critmem_wait_free 10
 cat /proc/critmem
 assert_eq "$(critmem_key slices)" 0 "no slice after SIGKILL"
 ok "free back to $size after SIGKILL"

@@ -19,12 +19,7 @@ size=$(critmem_key size)
 race() {
     # The slice of the run before goes back dirty, and the worker zeroes
     # from the lowest address: wait for that release, not for the zeroing.
-    i=0
-    while [ "$(critmem_key free)" != "$size" ]; do
-        i=$((i + 1))
-        [ $i -lt 600 ] || fail "previous slice not released: $(cat /proc/critmem)"
-        sleep 0.1
-    done
+    critmem_wait_free 60
     note "free_zeroed=$(critmem_key free_zeroed) of $size before the race ($1)"
     cmtool zero-race --size 2G --op "$1" >/tmp/race 2>&1 || fail "zero-race $1: $(cat /tmp/race)"
     cat /tmp/race
