@@ -8,6 +8,9 @@ set -u
 CRITMEM_KO=/lib/critmem/critmem.ko
 GUEST_KERNEL=/guest/bzImage
 GUEST_INITRAMFS=/guest/initramfs.cpio.gz
+# Debian's stock kernel as a guest, with `# ehost-extra: debian-guest`.
+DEBIAN_GUEST_KERNEL=/guest/debian/vmlinuz
+DEBIAN_GUEST_INITRAMFS=/guest/debian/initramfs.cpio.gz
 
 fail() {
     echo "FAIL: $*"

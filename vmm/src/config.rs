@@ -25,9 +25,8 @@ pub const DEFAULT_MEMORY: u64 = 512 << 20;
 /// Default time a guest has to shut down after SIGTERM or SIGINT.
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
-/// Largest vCPU count: the MP table gives each vCPU an 8-bit APIC ID and the
-/// I/O APIC takes the ID after the last vCPU, so IDs 0..=254 are usable.
-pub const MAX_CPUS: u32 = 254;
+/// Largest vCPU count, set by the APIC ID space of the guest's tables.
+pub const MAX_CPUS: u32 = layout::MAX_CPUS;
 
 /// Errors of configuration parsing and validation.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -55,8 +54,8 @@ pub enum ConfigError {
     /// `--cpus 0`.
     #[error("--cpus must be at least 1")]
     ZeroCpus,
-    /// More vCPUs than the MP table (or KVM) supports.
-    #[error("--cpus {requested} exceeds the maximum of {max}")]
+    /// More vCPUs than the guest's MP and ACPI tables can describe.
+    #[error("--cpus {requested} exceeds the maximum of {max}: the guest's ACPI and MP tables give each vCPU an 8-bit APIC ID (0xff is broadcast, the I/O APIC takes one); use --cpus {max} or fewer")]
     TooManyCpus {
         /// The requested vCPU count.
         requested: u32,

@@ -1,6 +1,7 @@
 //! Putting the guest's boot payload into guest memory: the kernel (ELF
 //! vmlinux or bzImage, through linux-loader), the initramfs, the command
-//! line, the zero page, the MP table, the boot GDT and page tables.
+//! line, the zero page, the ACPI tables, the MP table, the boot GDT and page
+//! tables.
 
 use std::fs::File;
 use std::io::{self, Read};
@@ -14,7 +15,7 @@ use crate::arch::x86_64::bootparams::{self, Initrd};
 use crate::arch::x86_64::layout::{
     self, CMDLINE_MAX_SIZE, CMDLINE_START, HIMEM_START, MPTABLE_START, ZERO_PAGE_START,
 };
-use crate::arch::x86_64::{e820, mptable, regs};
+use crate::arch::x86_64::{acpi, e820, mptable, regs};
 use crate::config::VmConfig;
 
 /// Offset of the 64-bit entry point (`startup_64`) from the start of a
@@ -97,6 +98,9 @@ pub enum LoaderError {
     /// The MP table could not be built.
     #[error(transparent)]
     Mptable(#[from] mptable::MptableError),
+    /// The ACPI tables could not be built.
+    #[error(transparent)]
+    Acpi(#[from] acpi::AcpiError),
     /// The GDT or page tables could not be written.
     #[error(transparent)]
     Regs(#[from] regs::RegsError),
@@ -296,12 +300,19 @@ pub fn load_boot_payload(
         }
     };
 
+    // ACPI tables, for kernels that read them (every distribution kernel),
+    // and the MP table below, for kernels without ACPI or booted acpi=off.
+    let acpi = acpi::build_acpi_tables(config.cpus)?;
+    mem.write_slice(&acpi.bytes, GuestAddress(acpi.start))
+        .map_err(|e| LoaderError::WriteGuestMemory("ACPI tables", e))?;
+
     // Zero page.
     let params = bootparams::build_boot_params(
         result.setup_header,
         cmdline_len,
         initrd,
         &e820::e820_map(mem_size),
+        acpi.rsdp_address(),
     )?;
     mem.write_obj(params, GuestAddress(ZERO_PAGE_START))
         .map_err(|e| LoaderError::WriteGuestMemory("zero page", e))?;

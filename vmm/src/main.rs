@@ -117,8 +117,8 @@ fn show(event: RunEvent) {
     match event {
         RunEvent::GuestMemory(backing) => eprintln!("vmm: guest memory: {backing}"),
         RunEvent::Stage2(counts) => eprintln!("vmm: {counts}"),
-        RunEvent::ShutdownRequested { signal, grace } => eprintln!(
-            "vmm: {}: asking the guest to shut down (Ctrl-Alt-Del); {} s until it is stopped",
+        RunEvent::ShutdownRequested { signal, how, grace } => eprintln!(
+            "vmm: {}: asking the guest to shut down ({how}); {} s until it is stopped",
             signal_name(signal),
             grace.as_secs()
         ),
@@ -162,7 +162,8 @@ fn main() {
             vmm::terminal::restore();
             let code = report.exit.exit_code();
             if code == 0 {
-                log::info!("{}: {}", config.name, report.exit);
+                // How a normal end came, for a supervisor's log.
+                eprintln!("vmm: {}", report.exit);
             } else {
                 eprintln!("vmm: error: {}", report.exit);
             }

@@ -7,10 +7,11 @@
 //!    their own, before any other thread exists;
 //! 3. creates the KVM VM ([`crate::vstate::vm`]) and guest RAM
 //!    ([`crate::memory`]), and loads the boot payload;
-//! 4. creates the devices (serial port, i8042) and the vCPUs, and starts one
-//!    thread per vCPU ([`crate::vstate::vcpu`]);
-//! 5. waits for the first [`VmExit`]; on SIGTERM or SIGINT it types
-//!    Ctrl-Alt-Del and waits up to the grace period for the guest to shut
+//! 4. creates the devices (serial port, i8042, ACPI PM registers) and the
+//!    vCPUs, and starts one thread per vCPU ([`crate::vstate::vcpu`]);
+//! 5. waits for the first [`VmExit`]; on SIGTERM or SIGINT it presses the
+//!    ACPI power button (or, if the guest never armed it, types
+//!    Ctrl-Alt-Del) and waits up to the grace period for the guest to shut
 //!    down;
 //! 6. stops and joins every vCPU thread, reads KVM's statistics while the VM
 //!    still exists, and only then drops the VM and, after it, guest memory.
@@ -30,7 +31,11 @@ use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 
 use crate::config::{self, ConfigError, VmConfig};
 use crate::devices::serial::{self, ConsoleWriter};
-use crate::devices::{i8042::I8042, PioBus};
+use crate::devices::{
+    acpi_pm::{self, AcpiPm},
+    i8042::{self, I8042},
+    PioBus,
+};
 use crate::loader::{self, LoaderError};
 use crate::memory::{GuestRam, MemoryError};
 use crate::stats::{KvmStats, Stage2Counts};
@@ -40,8 +45,6 @@ use crate::vstate::vcpu::{Vcpu, VcpuError, VcpuHandle};
 use crate::vstate::vcpu_state::VcpuState;
 use crate::vstate::vm::{Vm, VmError};
 
-/// The i8042's ISA interrupt line.
-const I8042_IRQ: u32 = 1;
 /// How long console output may take to drain once the VM has ended.
 const CONSOLE_DRAIN: Duration = Duration::from_secs(2);
 /// How often KVM's stage-2 counts are reported with `--stats`.
@@ -95,14 +98,37 @@ pub enum RunEvent {
     GuestMemory(String),
     /// KVM's stage-2 counts, every second with `--stats`.
     Stage2(Stage2Counts),
-    /// A signal came: Ctrl-Alt-Del was typed, and the guest has `grace` to
-    /// shut down.
+    /// A signal came: the guest was asked to shut down, and has `grace` to
+    /// do so.
     ShutdownRequested {
         /// The signal.
         signal: i32,
+        /// How the guest was asked.
+        how: ShutdownRequest,
         /// How long the guest is given.
         grace: Duration,
     },
+}
+
+/// How `vmm` asks a guest to shut down.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ShutdownRequest {
+    /// The ACPI power button was pressed: the guest had armed it.
+    PowerButton,
+    /// Ctrl-Alt-Del was typed on the i8042: the guest had not armed the
+    /// power button (no ACPI, or no button driver).
+    CtrlAltDel,
+}
+
+impl std::fmt::Display for ShutdownRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ShutdownRequest::PowerButton => "ACPI power button",
+            ShutdownRequest::CtrlAltDel => {
+                "Ctrl-Alt-Del, as the guest never armed the ACPI power button"
+            }
+        })
+    }
 }
 
 /// What a finished run reports.
@@ -227,9 +253,14 @@ fn boot_and_run(
     let serial = Arc::new(Mutex::new(serial::new_serial(serial_evt, console_out)));
     let i8042_evt = EventFd::new(EFD_NONBLOCK).map_err(RunError::EventFd)?;
     vm.fd()
-        .register_irqfd(&i8042_evt, I8042_IRQ)
+        .register_irqfd(&i8042_evt, i8042::IRQ)
         .map_err(|e| RunError::Kvm("register the i8042 irqfd", e))?;
-    let bus = Arc::new(PioBus::new(serial.clone(), I8042::new(Some(i8042_evt))));
+    let acpi = AcpiPm::new(Box::new(vm.irq_line(acpi_pm::SCI_IRQ)?));
+    let bus = Arc::new(PioBus::new(
+        serial.clone(),
+        I8042::new(Some(i8042_evt)),
+        acpi,
+    ));
 
     let supported = kvm
         .get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)
@@ -332,11 +363,10 @@ fn wait_for_exit(
                         reason: StopReason::SecondSignal,
                     };
                 }
-                if let Err(e) = bus.i8042().ctrl_alt_del() {
-                    log::warn!("cannot type Ctrl-Alt-Del: {e}");
-                }
+                let how = ask_guest_to_shut_down(bus);
                 on_event(RunEvent::ShutdownRequested {
                     signal,
+                    how,
                     grace: config.shutdown_grace,
                 });
                 shutdown = Some((signal, Instant::now() + config.shutdown_grace));
@@ -361,6 +391,18 @@ fn wait_for_exit(
             }
         }
     }
+}
+
+/// Presses the ACPI power button if the guest armed it, or else types
+/// Ctrl-Alt-Del, and says which.
+fn ask_guest_to_shut_down(bus: &PioBus) -> ShutdownRequest {
+    if bus.acpi_pm().press_power_button() {
+        return ShutdownRequest::PowerButton;
+    }
+    if let Err(e) = bus.i8042().ctrl_alt_del() {
+        log::warn!("cannot type Ctrl-Alt-Del: {e}");
+    }
+    ShutdownRequest::CtrlAltDel
 }
 
 /// Stops and joins every vCPU thread; returns the state of each vCPU that

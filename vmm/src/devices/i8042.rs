@@ -23,6 +23,8 @@ use vmm_sys_util::eventfd::EventFd;
 
 use super::DeviceEvent;
 
+/// The i8042's ISA interrupt line (the keyboard's).
+pub const IRQ: u32 = 1;
 /// i8042 data port.
 pub const DATA_PORT: u16 = 0x60;
 /// i8042 command/status port.

@@ -6,11 +6,13 @@
 //! | 0x3f8-0x3ff   | COM1, a 16550A UART ([`serial`]), IRQ 4  |
 //! | 0x60, 0x64    | i8042 ([`i8042`]): keyboard, reset line, IRQ 1 |
 //! | 0x70-0x71     | CMOS: reads 0                            |
+//! | 0x600-0x608   | ACPI PM1a event and control blocks, reset register ([`acpi_pm`]), SCI on IRQ 9 |
 //! | anything else | reads all-ones, writes ignored           |
 //!
 //! The PIC, PIT (0x40-0x43, 0x61) and I/O APIC are KVM's in-kernel devices
 //! and never reach userspace.
 
+pub mod acpi_pm;
 pub mod i8042;
 pub mod serial;
 
@@ -19,8 +21,18 @@ use std::sync::{Arc, Mutex};
 /// Something a device asks of the VM as a whole.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DeviceEvent {
-    /// The guest pulsed the CPU reset line (i8042 command 0xFE).
+    /// The guest pulsed the CPU reset line (i8042 command 0xFE) or wrote
+    /// the ACPI reset register.
     Reset,
+    /// The guest entered ACPI S5 (soft off).
+    PowerOff,
+}
+
+/// An interrupt line that a level-triggered device holds high while it
+/// wants service.
+pub trait LevelIrq: Send + Sync {
+    /// Asserts (`true`) or deasserts the line.
+    fn set(&self, asserted: bool) -> std::io::Result<()>;
 }
 
 /// The port-I/O bus shared by all vCPU threads.
@@ -28,17 +40,31 @@ pub enum DeviceEvent {
 pub struct PioBus {
     serial: Arc<Mutex<serial::SerialDevice>>,
     i8042: i8042::I8042,
+    acpi_pm: acpi_pm::AcpiPm,
 }
 
 impl PioBus {
-    /// A bus with the given serial port and i8042.
-    pub fn new(serial: Arc<Mutex<serial::SerialDevice>>, i8042: i8042::I8042) -> Self {
-        PioBus { serial, i8042 }
+    /// A bus with the given serial port, i8042 and ACPI PM registers.
+    pub fn new(
+        serial: Arc<Mutex<serial::SerialDevice>>,
+        i8042: i8042::I8042,
+        acpi_pm: acpi_pm::AcpiPm,
+    ) -> Self {
+        PioBus {
+            serial,
+            i8042,
+            acpi_pm,
+        }
     }
 
     /// The i8042, to type Ctrl-Alt-Del.
     pub fn i8042(&self) -> &i8042::I8042 {
         &self.i8042
+    }
+
+    /// The ACPI PM registers, to press the power button.
+    pub fn acpi_pm(&self) -> &acpi_pm::AcpiPm {
+        &self.acpi_pm
     }
 
     /// A port read of `data.len()` bytes at `port`.
@@ -58,6 +84,7 @@ impl PioBus {
                 data[0] = self.i8042.read(port);
             }
             0x70 | 0x71 => data.fill(0),
+            acpi_pm::FIRST_PORT..=acpi_pm::LAST_PORT => self.acpi_pm.read(port, data),
             _ => data.fill(0xff),
         }
     }
@@ -78,6 +105,7 @@ impl PioBus {
                 None
             }
             i8042::DATA_PORT | i8042::COMMAND_PORT => self.i8042.write(port, data[0]),
+            acpi_pm::FIRST_PORT..=acpi_pm::LAST_PORT => self.acpi_pm.write(port, data),
             _ => None,
         }
     }

@@ -274,12 +274,17 @@ impl Vcpu {
             }
             match self.fd.run() {
                 Ok(VcpuExit::IoIn(port, data)) => bus.read(port, data),
-                Ok(VcpuExit::IoOut(port, data)) => {
-                    if let Some(DeviceEvent::Reset) = bus.write(port, data) {
-                        log::info!("vcpu{index}: guest reset through the i8042");
+                Ok(VcpuExit::IoOut(port, data)) => match bus.write(port, data) {
+                    Some(DeviceEvent::Reset) => {
+                        log::info!("vcpu{index}: guest reset (port 0x{port:x})");
                         break Some(VmExit::Reset);
                     }
-                }
+                    Some(DeviceEvent::PowerOff) => {
+                        log::info!("vcpu{index}: guest entered ACPI S5");
+                        break Some(VmExit::PowerOff);
+                    }
+                    None => {}
+                },
                 Ok(VcpuExit::MmioRead(_, data)) => data.fill(0xff),
                 Ok(VcpuExit::MmioWrite(..)) => {}
                 Ok(VcpuExit::Shutdown) => break Some(self.fault(FaultKind::TripleFault)),

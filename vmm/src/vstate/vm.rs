@@ -1,9 +1,17 @@
 //! The KVM VM: its fd, with the in-kernel irqchip and PIT, the TSS, and the
-//! TSC rate every vCPU will run at.
+//! TSC rate every vCPU will run at; and [`IrqLine`], a level-triggered
+//! interrupt line of its irqchip that a device can own.
 
-use kvm_bindings::{kvm_pit_config, KVM_PIT_SPEAKER_DUMMY};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
+
+use kvm_bindings::{kvm_irq_level, kvm_pit_config, KVM_PIT_SPEAKER_DUMMY};
 use kvm_ioctls::{Cap, Kvm, VmFd};
-use vmm_sys_util::{ioctl::ioctl_with_val, ioctl_io_nr};
+use vmm_sys_util::{
+    ioctl::{ioctl_with_ref, ioctl_with_val},
+    ioctl_io_nr, ioctl_iow_nr,
+};
+
+use crate::devices::LevelIrq;
 
 use crate::arch::x86_64::layout::KVM_TSS_ADDRESS;
 
@@ -27,11 +35,18 @@ pub enum VmError {
     /// A KVM VM ioctl failed.
     #[error("KVM: cannot {0}")]
     Kvm(&'static str, #[source] kvm_ioctls::Error),
+    /// The VM fd could not be duplicated for a device's interrupt line.
+    #[error("cannot duplicate the KVM VM fd for IRQ {0}")]
+    DupFd(u32, #[source] std::io::Error),
 }
 
 // `KVM_SET_TSC_KHZ`, `_IO(KVMIO, 0xa2)`: on a VM fd (KVM_CAP_VM_TSC_CONTROL)
 // it sets the rate of the vCPUs created afterwards.
 ioctl_io_nr!(KVM_SET_TSC_KHZ, KVMIO, 0xa2);
+
+// `KVM_IRQ_LINE`, `_IOW(KVMIO, 0x61, struct kvm_irq_level)`: sets the level
+// of one input of the in-kernel PIC and I/O APIC.
+ioctl_iow_nr!(KVM_IRQ_LINE, KVMIO, 0x61, kvm_irq_level);
 
 /// The KVM ioctl type (`KVMIO` in `linux/kvm.h`).
 const KVMIO: u32 = 0xae;
@@ -111,5 +126,45 @@ impl Vm {
     /// The VM fd.
     pub fn fd(&self) -> &VmFd {
         &self.fd
+    }
+
+    /// The irqchip input `irq`, for a device to drive at its own pace. It
+    /// holds its own duplicate of the VM fd, so it must be dropped before
+    /// guest memory is (the VM lives as long as any of its fds).
+    pub fn irq_line(&self, irq: u32) -> Result<IrqLine, VmError> {
+        // SAFETY: the VM fd is open while `self` lives, and the borrow ends
+        // within this statement, once the fd is duplicated.
+        let vm = unsafe { BorrowedFd::borrow_raw(self.fd.as_raw_fd()) }
+            .try_clone_to_owned()
+            .map_err(|e| VmError::DupFd(irq, e))?;
+        Ok(IrqLine { vm, irq })
+    }
+}
+
+/// One input of the VM's in-kernel PIC and I/O APIC, set with
+/// `KVM_IRQ_LINE`.
+///
+/// # Invariants
+///
+/// `vm` is a KVM VM fd whose VM has an in-kernel irqchip.
+#[derive(Debug)]
+pub struct IrqLine {
+    vm: OwnedFd,
+    irq: u32,
+}
+
+impl LevelIrq for IrqLine {
+    fn set(&self, asserted: bool) -> std::io::Result<()> {
+        let mut level = kvm_irq_level::default();
+        level.__bindgen_anon_1.irq = self.irq;
+        level.level = u32::from(asserted);
+        // SAFETY: `vm` is a VM fd with an irqchip (the invariant);
+        // KVM_IRQ_LINE only reads a `kvm_irq_level`, which `level` is, and
+        // the result is checked.
+        let r = unsafe { ioctl_with_ref(&self.vm, KVM_IRQ_LINE(), &level) };
+        if r < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(())
     }
 }

@@ -39,14 +39,19 @@ pub struct Initrd {
 ///
 /// `header` is the bzImage's setup header as the loader read it, or `None`
 /// for an ELF vmlinux, which has none: then a minimal header is made up.
-/// `cmdline_len` is the command line's length including its NUL.
+/// `cmdline_len` is the command line's length including its NUL; `rsdp` is
+/// the guest address of the ACPI RSDP.
 pub fn build_boot_params(
     header: Option<setup_header>,
     cmdline_len: usize,
     initrd: Option<Initrd>,
     e820: &[E820Entry],
+    rsdp: u64,
 ) -> Result<boot_params, BootParamsError> {
-    let mut params = boot_params::default();
+    let mut params = boot_params {
+        acpi_rsdp_addr: rsdp,
+        ..Default::default()
+    };
     match header {
         Some(h) => params.hdr = h,
         None => {
@@ -92,7 +97,7 @@ mod tests {
     #[test]
     fn vmlinux_gets_a_made_up_header() {
         let e820 = e820_map(256 << 20);
-        let p = build_boot_params(None, 30, None, &e820).unwrap();
+        let p = build_boot_params(None, 30, None, &e820, 0xe0000).unwrap();
         let hdr = p.hdr;
         assert_eq!({ hdr.boot_flag }, KERNEL_BOOT_FLAG_MAGIC);
         assert_eq!({ hdr.header }, KERNEL_HDR_MAGIC);
@@ -100,6 +105,7 @@ mod tests {
         assert_eq!({ hdr.cmd_line_ptr }, CMDLINE_START as u32);
         assert_eq!({ hdr.cmdline_size }, 30);
         assert_eq!({ hdr.ramdisk_image }, 0);
+        assert_eq!({ p.acpi_rsdp_addr }, 0xe0000);
         assert_eq!({ p.e820_entries }, 3);
         let last = p.e820_table[2];
         assert_eq!({ last.addr }, 0x100000);
@@ -121,7 +127,7 @@ mod tests {
             addr: 0x1f00_0000,
             size: 0x12345,
         };
-        let p = build_boot_params(Some(h), 100, Some(rd), &e820_map(1 << 30)).unwrap();
+        let p = build_boot_params(Some(h), 100, Some(rd), &e820_map(1 << 30), 0xe0000).unwrap();
         let hdr = p.hdr;
         assert_eq!({ hdr.setup_sects }, 27);
         assert_eq!({ hdr.version }, 0x020f);
@@ -143,7 +149,7 @@ mod tests {
         };
         let many = vec![e; 200];
         assert_eq!(
-            build_boot_params(None, 1, None, &many),
+            build_boot_params(None, 1, None, &many, 0),
             Err(BootParamsError::TooManyE820Entries(200))
         );
     }

@@ -20,7 +20,8 @@ pub struct E820Entry {
 
 /// The guest's e820 map for `mem_size` bytes of RAM (at least 1 MiB):
 /// - RAM from 0 to the EBDA;
-/// - the EBDA and BIOS area up to 1 MiB reserved (it holds the MP table);
+/// - the EBDA and BIOS area up to 1 MiB reserved (it holds the ACPI tables
+///   and the MP table);
 /// - RAM from 1 MiB to the MMIO hole (or the end of memory);
 /// - RAM from 4 GiB on for the memory that did not fit below the hole.
 ///

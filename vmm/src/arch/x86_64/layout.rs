@@ -10,6 +10,7 @@
 //! 0x0000_9000  PML4, PDPT, PD           (identity map of the first 1 GiB)
 //! 0x0002_0000  kernel command line
 //! 0x0009_fc00  EBDA ... 1 MiB           e820 reserved
+//! 0x000e_0000    ACPI tables            (RSDP first, where the kernel scans)
 //! 0x000f_0000    MP floating pointer + MP configuration table
 //! 0x0010_0000  kernel (bzImage protected-mode code / vmlinux segments)
 //!   ...        initramfs at the top of low RAM
@@ -41,6 +42,12 @@ pub const CMDLINE_START: u64 = 0x20000;
 pub const CMDLINE_MAX_SIZE: usize = 0x10000;
 /// Start of the Extended BIOS Data Area: RAM below it is usable by the guest.
 pub const EBDA_START: u64 = 0x9fc00;
+/// Where the ACPI tables are written, the RSDP first. The RSDP must sit in
+/// the BIOS area (0xE0000-0xFFFFF) for a guest that scans for it rather than
+/// reading `acpi_rsdp_addr` from the zero page.
+pub const ACPI_START: u64 = 0xe0000;
+/// Room for the ACPI tables (up to the MP table).
+pub const ACPI_MAX_SIZE: usize = 0x10000;
 /// Where the MP floating pointer and configuration table are written (inside
 /// the BIOS area the kernel scans, 0xF0000-0xFFFFF).
 pub const MPTABLE_START: u64 = 0xf0000;
@@ -63,6 +70,10 @@ pub const APIC_START: u64 = 0xfee0_0000;
 pub const MIN_MEMORY: u64 = 32 << 20;
 /// Largest guest RAM accepted (keeps guest-physical addresses below 1 TiB).
 pub const MAX_MEMORY: u64 = 1 << 39;
+/// Largest vCPU count. The MP table and the MADT give each vCPU an 8-bit
+/// APIC ID, 0xff is the broadcast ID, and the I/O APIC takes the ID after
+/// the last vCPU's: IDs 0..=253 are the vCPUs'.
+pub const MAX_CPUS: u32 = 254;
 /// 2 MiB.
 pub const SIZE_2M: u64 = 2 << 20;
 /// 1 GiB: the largest stage-2 page size, and the congruence modulus of the
@@ -71,8 +82,9 @@ pub const SIZE_1G: u64 = 1 << 30;
 
 // The fixed addresses do not overlap, checked at compile time: GDT + IDT
 // below the zero page; the page tables after the stack; the command line
-// below the EBDA; the MP table inside the BIOS area; the kernel above it; the
-// KVM TSS, I/O APIC and LAPIC inside the MMIO hole, which is 1 GiB aligned.
+// below the EBDA; the ACPI tables, then the MP table, inside the BIOS area;
+// the kernel above it; the KVM TSS, I/O APIC and LAPIC inside the MMIO
+// hole, which is 1 GiB aligned.
 const _: () = {
     assert!(IDT_START + 8 <= ZERO_PAGE_START);
     assert!(ZERO_PAGE_START + 4096 <= BOOT_STACK_POINTER);
@@ -81,7 +93,8 @@ const _: () = {
     assert!(PDE_START == PDPTE_START + 0x1000);
     assert!(PDE_START + 0x1000 <= CMDLINE_START);
     assert!(CMDLINE_START + CMDLINE_MAX_SIZE as u64 <= EBDA_START);
-    assert!(EBDA_START <= MPTABLE_START);
+    assert!(EBDA_START <= ACPI_START);
+    assert!(ACPI_START + ACPI_MAX_SIZE as u64 <= MPTABLE_START);
     assert!(MPTABLE_START + MPTABLE_MAX_SIZE as u64 <= HIMEM_START);
     assert!(KVM_TSS_ADDRESS >= MMIO_GAP_START && KVM_TSS_ADDRESS + 3 * 4096 <= MMIO_GAP_END);
     assert!(IOAPIC_START >= MMIO_GAP_START && IOAPIC_START < MMIO_GAP_END);

@@ -7,7 +7,7 @@
 //! I/O APIC pin, and the two local interrupt entries LINT0=ExtINT,
 //! LINT1=NMI).
 
-use super::layout::{APIC_START, IOAPIC_START, MPTABLE_MAX_SIZE, MPTABLE_START};
+use super::layout::{APIC_START, IOAPIC_START, MAX_CPUS, MPTABLE_MAX_SIZE, MPTABLE_START};
 
 /// Number of I/O APIC pins KVM's in-kernel I/O APIC has.
 pub const IOAPIC_PINS: u8 = 24;
@@ -41,7 +41,7 @@ const BUS_ID_ISA: u8 = 0;
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum MptableError {
     /// Zero vCPUs, or more than fit 8-bit APIC IDs next to the I/O APIC's.
-    #[error("the MP table cannot describe {0} vCPUs (1..=254)")]
+    #[error("the MP table cannot describe {0} vCPUs (1..={MAX_CPUS})")]
     BadCpuCount(u32),
     /// The table does not fit in the BIOS area.
     #[error("the MP table ({0} bytes) does not fit in the BIOS area")]
@@ -72,7 +72,7 @@ pub fn ioapic_id(cpus: u32) -> u8 {
 /// Builds the MP table for `cpus` vCPUs with APIC IDs `0..cpus`, vCPU 0 the
 /// boot processor, to be written at [`MPTABLE_START`].
 pub fn build_mptable(cpus: u32) -> Result<Vec<u8>, MptableError> {
-    if cpus == 0 || cpus > 254 {
+    if cpus == 0 || cpus > MAX_CPUS {
         return Err(MptableError::BadCpuCount(cpus));
     }
     let size = mptable_size(cpus);
@@ -167,7 +167,7 @@ mod tests {
 
     #[test]
     fn checksums_and_pointers() {
-        for cpus in [1, 2, 32, 64, 254] {
+        for cpus in [1, 2, 32, 64, MAX_CPUS] {
             let t = build_mptable(cpus).unwrap();
             assert_eq!(t.len(), mptable_size(cpus));
             assert_eq!(&t[0..4], b"_MP_");
@@ -233,6 +233,6 @@ mod tests {
     fn bad_cpu_counts() {
         assert_eq!(build_mptable(0), Err(MptableError::BadCpuCount(0)));
         assert_eq!(build_mptable(255), Err(MptableError::BadCpuCount(255)));
-        assert!(mptable_size(254) <= MPTABLE_MAX_SIZE);
+        assert!(mptable_size(MAX_CPUS) <= MPTABLE_MAX_SIZE);
     }
 }
