@@ -1,16 +1,19 @@
 # ehost-cmdline: reserve_mem=512M:2M:critmem
 # ehost-memory: 2G
-# ehost-timeout: 150
+# ehost-timeout: 200
 #
 # A supervisor's stop: SIGTERM, a wait, SIGKILL (what systemd does). On
-# SIGTERM vmm types Ctrl-Alt-Del on the guest's i8042 keyboard and gives the
-# guest --shutdown-timeout seconds:
-# 1. a guest that reboots on Ctrl-Alt-Del (the kernel's default) ends the
-#    VM cleanly: status 0, stats line printed, slice returned;
-# 2. a guest without a keyboard driver (i8042.nokbd) is stopped when the
-#    grace period ends: status 7, and the state of the vCPU where it was
-#    stopped is dumped, as for a fault, so that a hung guest shows where;
-# 3. a second SIGTERM during the grace period stops it at once: status 7.
+# SIGTERM vmm presses the ACPI power button if the guest armed it, or types
+# Ctrl-Alt-Del if not, and gives the guest --shutdown-timeout seconds:
+# 1. a guest whose acpid powers off on the button ends the VM cleanly:
+#    status 0, `vmm: guest powered off`, stats line, slice returned;
+# 2. a guest booted acpi=off never arms the button: vmm says so and types
+#    Ctrl-Alt-Del, on which the guest reboots (the kernel's default):
+#    status 0;
+# 3. a guest that ignores the button (no acpid) is stopped when the grace
+#    period ends: status 7, and the state of the vCPU where it was stopped
+#    is dumped, as for a fault, so that a hung guest shows where;
+# 4. a second SIGTERM during the grace period stops it at once: status 7.
 # No case needs the SIGKILL that follows.
 . /lib/critmem/testlib.sh
 nested_vms_on_one_cpu
@@ -25,7 +28,7 @@ start_guest() {
         >/tmp/$1.out 2>&1 </dev/null &
     pid=$!
     wait_for /tmp/$1.out 'CRITMEM-GUEST-UP' 60 || { cat /tmp/$1.out; fail "$1: guest did not come up"; }
-    # Let the guest finish probing its keyboard.
+    # Let the guest finish probing its keyboard (the acpi=off case).
     sleep 2
 }
 
@@ -40,23 +43,33 @@ supervise() {
     tail -n 8 /tmp/$1.out
 }
 
-start_guest cad "" 20
-supervise cad
-assert_eq "$rc" 0 "guest that reboots on Ctrl-Alt-Del: vmm exit status"
-assert_match "$(cat /tmp/cad.out)" '^vmm: SIGTERM: asking the guest to shut down \(Ctrl-Alt-Del\); 20 s until it is stopped$' "the request is logged"
-assert_match "$(cat /tmp/cad.out)" '^kvm-stage2: ' "stats line"
+start_guest button "" 20
+supervise button
+assert_eq "$rc" 0 "guest that powers off on the power button: vmm exit status"
+assert_match "$(cat /tmp/button.out)" '^vmm: SIGTERM: asking the guest to shut down \(ACPI power button\); 20 s until it is stopped$' "the request is logged"
+assert_match "$(cat /tmp/button.out)" '^CRITMEM-GUEST-POWEROFF' "the guest powered itself off"
+assert_match "$(cat /tmp/button.out)" '^vmm: guest powered off$' "vmm says how the guest ended"
+assert_match "$(cat /tmp/button.out)" '^kvm-stage2: ' "stats line"
 assert_eq "$(critmem_key slices)" 0 "slice returned"
 
-start_guest deaf "i8042.nokbd" 3
+start_guest noacpi "acpi=off" 20
+supervise noacpi
+assert_eq "$rc" 0 "guest without ACPI that reboots on Ctrl-Alt-Del: vmm exit status"
+assert_match "$(cat /tmp/noacpi.out)" '^vmm: SIGTERM: asking the guest to shut down \(Ctrl-Alt-Del, as the guest never armed the ACPI power button\); 20 s until it is stopped$' "the fallback is logged"
+assert_match "$(cat /tmp/noacpi.out)" '^vmm: guest reset$' "the guest rebooted"
+assert_match "$(cat /tmp/noacpi.out)" '^kvm-stage2: ' "stats line"
+assert_eq "$(critmem_key slices)" 0 "slice returned"
+
+start_guest deaf "guest.acpid=0" 3
 supervise deaf
-assert_eq "$rc" 7 "guest without a keyboard: vmm exit status after the grace period"
+assert_eq "$rc" 7 "guest that ignores the power button: vmm exit status after the grace period"
 assert_match "$(cat /tmp/deaf.out)" '^vmm: error: stopped by SIGTERM: the guest did not shut down within the grace period$' "the reason is named"
 assert_match "$(cat /tmp/deaf.out)" '^vmm: vcpu0 rip=0x[0-9a-f]+ ' "the stopped vCPU's registers are dumped"
 assert_match "$(cat /tmp/deaf.out)" '^vmm: vcpu0 lapic id=0x0 ' "and its LAPIC"
 assert_match "$(cat /tmp/deaf.out)" '^kvm-stage2: ' "stats line"
 assert_eq "$(critmem_key slices)" 0 "slice returned"
 
-start_guest twice "i8042.nokbd" 60
+start_guest twice "guest.acpid=0" 60
 kill -TERM $pid
 sleep 1
 supervise twice
