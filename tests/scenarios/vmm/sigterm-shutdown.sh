@@ -9,7 +9,7 @@
 #    status 0, `vmm: guest powered off`, stats line, slice returned;
 # 2. a guest booted acpi=off never arms the button: vmm says so and types
 #    Ctrl-Alt-Del, on which the guest reboots (the kernel's default):
-#    status 0;
+#    status 0. It has 2 vCPUs, which it finds in the MP table;
 # 3. a guest that ignores the button (no acpid) is stopped when the grace
 #    period ends: status 7, and the state of the vCPU where it was stopped
 #    is dumped, as for a fault, so that a hung guest shows where;
@@ -20,9 +20,11 @@ nested_vms_on_one_cpu
 
 critmem_load
 
-# start_guest NAME EXTRA-CMDLINE GRACE: a critical VM whose guest stays up.
+# start_guest NAME EXTRA-CMDLINE GRACE [CPUS]: a critical VM whose guest
+# stays up.
 start_guest() {
     vmm --critical-mem --kernel "$GUEST_KERNEL" --initramfs "$GUEST_INITRAMFS" --memory 256M \
+        --cpus "${4:-1}" \
         --shutdown-timeout "$3" \
         --cmdline "console=ttyS0 reboot=k panic=-1 i8042.noaux guest.sleep=600 $2" \
         >/tmp/$1.out 2>&1 </dev/null &
@@ -52,8 +54,9 @@ assert_match "$(cat /tmp/button.out)" '^vmm: guest powered off$' "vmm says how t
 assert_match "$(cat /tmp/button.out)" '^kvm-stage2: ' "stats line"
 assert_eq "$(critmem_key slices)" 0 "slice returned"
 
-start_guest noacpi "acpi=off" 20
+start_guest noacpi "acpi=off" 20 2
 supervise noacpi
+assert_match "$(cat /tmp/noacpi.out)" 'CRITMEM-GUEST-UP cpus=2 ' "without ACPI the guest finds both vCPUs in the MP table"
 assert_eq "$rc" 0 "guest without ACPI that reboots on Ctrl-Alt-Del: vmm exit status"
 assert_match "$(cat /tmp/noacpi.out)" '^vmm: SIGTERM: asking the guest to shut down \(Ctrl-Alt-Del, as the guest never armed the ACPI power button\); 20 s until it is stopped$' "the fallback is logged"
 assert_match "$(cat /tmp/noacpi.out)" '^vmm: guest reset$' "the guest rebooted"
