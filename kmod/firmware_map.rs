@@ -208,10 +208,7 @@ mod tests {
         assert_eq!(&buf[..len], b"/sys/firmware/memmap/0/start\0");
         let len = sysfs_path(&mut buf, 511, b"type").unwrap();
         assert_eq!(&buf[..len], b"/sys/firmware/memmap/511/type\0");
-        assert_eq!(
-            sysfs_path(&mut buf, usize::MAX, b"a_field_name_too_long"),
-            None
-        );
+        assert_eq!(sysfs_path(&mut buf, usize::MAX, b"a_field_name_too_long"), None);
     }
 
     #[test]
@@ -224,26 +221,10 @@ mod tests {
             Entry::parse(b"0xfffc0000\n", b"0xffffffff\n", b"Reserved\n"),
             Some(reserved(0xfffc0000, 0xffffffff))
         );
-        assert_eq!(
-            Entry::parse(b"0x10\n", b"0x1\n", b"System RAM\n"),
-            None,
-            "end before start"
-        );
-        assert_eq!(
-            Entry::parse(b"100\n", b"0x1ff\n", b"System RAM\n"),
-            None,
-            "no 0x"
-        );
-        assert_eq!(
-            Entry::parse(b"0x\n", b"0x1ff\n", b"System RAM\n"),
-            None,
-            "no digits"
-        );
-        assert_eq!(
-            Entry::parse(b"0x1g\n", b"0x1ff\n", b"System RAM\n"),
-            None,
-            "not hex"
-        );
+        assert_eq!(Entry::parse(b"0x10\n", b"0x1\n", b"System RAM\n"), None, "end before start");
+        assert_eq!(Entry::parse(b"100\n", b"0x1ff\n", b"System RAM\n"), None, "no 0x");
+        assert_eq!(Entry::parse(b"0x\n", b"0x1ff\n", b"System RAM\n"), None, "no digits");
+        assert_eq!(Entry::parse(b"0x1g\n", b"0x1ff\n", b"System RAM\n"), None, "not hex");
         assert_eq!(parse_hex(b"0xffffffffffffffff\n"), Some(u64::MAX));
         assert_eq!(parse_hex(b"0x10000000000000000\n"), None, "17 digits");
     }
@@ -313,11 +294,7 @@ mod tests {
             let entries: [Entry; 6] = core::array::from_fn(|_| {
                 let start = rng.below(64);
                 let len = rng.below(16);
-                let kind = if rng.below(3) == 0 {
-                    Kind::Other
-                } else {
-                    Kind::Ram
-                };
+                let kind = if rng.below(3) == 0 { Kind::Other } else { Kind::Ram };
                 Entry {
                     start,
                     end_inclusive: start + len,
@@ -334,16 +311,9 @@ mod tests {
             };
             let want = (start..start + size).find(|&b| !is_ram(b));
             let got = first_not_ram(entries, start, size);
-            assert_eq!(
-                got.map(|r| r.start),
-                want,
-                "case {case}: {entries:?} [{start}, +{size})"
-            );
+            assert_eq!(got.map(|r| r.start), want, "case {case}: {entries:?} [{start}, +{size})");
             if let Some(r) = got {
-                assert!(
-                    (r.start..=r.end_inclusive).all(|b| !is_ram(b)),
-                    "case {case}: {r:?}"
-                );
+                assert!((r.start..=r.end_inclusive).all(|b| !is_ram(b)), "case {case}: {r:?}");
                 assert!(
                     r.end_inclusive == start + size - 1 || is_ram(r.end_inclusive + 1),
                     "case {case}: {r:?} stops early"
