@@ -163,6 +163,8 @@ slice_of() {
 #   critmem slice (critical) or anonymous memory (normal);
 # - the guest sees CPUS CPUs online, and its log has no ACPI error or
 #   warning (`ACPI Error`, `ACPI BIOS Error`, `ACPI Warning`, ...);
+# - the guest finds the PCI root bridge in the DSDT and, on bus 0, the host
+#   bridge;
 # - the guest writes a random marker at guest-physical 0x0c000000, which a
 #   third party reading host physical memory finds at slice start + GPA and
 #   only there (critical), or nowhere in the pool (normal);
@@ -206,6 +208,8 @@ guest_whole() {
         assert_match "$_log" "smp: Brought up 1 node, $_cpus CPUs" "$_name: the kernel brought up every vCPU"
     fi
     assert_match "$_log" "ACPI: button: Power Button \[PWRF\]" "$_name: the guest found the ACPI power button"
+    assert_match "$_log" "ACPI: PCI Root Bridge \[PCI0\] \(domain 0000 \[bus 00\]\)" "$_name: the guest found the PCI root bridge in the DSDT"
+    assert_match "$_log" "^CRITMEM-GUEST-PCI 0000:00:00\.0=1b36:0008[[:space:]]*$" "$_name: the guest enumerated bus 0: the host bridge, nothing else"
     assert_no_match "$_log" "ACPI( BIOS)? (Error|Warning)|ACPI[^:]*: .*(FW_BUG|\[Firmware Bug\])" "$_name: no ACPI error or warning in the guest log"
     assert_match "$_log" "CRITMEM-GUEST-DEVMEM addr=$_gpa value=$_marker" "$_name: the guest read its marker back"
     if [ "$_mode" = critical ]; then

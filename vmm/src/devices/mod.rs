@@ -7,6 +7,7 @@
 //! | 0x60, 0x64    | i8042 ([`i8042`]): keyboard, reset line, IRQ 1 |
 //! | 0x70-0x71     | CMOS: reads 0                            |
 //! | 0x600-0x608   | ACPI PM1a event and control blocks, reset register ([`acpi_pm`]), SCI on IRQ 9 |
+//! | 0xcf8-0xcff   | PCI configuration mechanism #1 ([`pci`]): bus 0, the host bridge at 00:00.0 |
 //! | anything else | reads all-ones, writes ignored           |
 //!
 //! The PIC, PIT (0x40-0x43, 0x61) and I/O APIC are KVM's in-kernel devices
@@ -14,6 +15,7 @@
 
 pub mod acpi_pm;
 pub mod i8042;
+pub mod pci;
 pub mod serial;
 
 use std::sync::{Arc, Mutex};
@@ -41,6 +43,7 @@ pub struct PioBus {
     serial: Arc<Mutex<serial::SerialDevice>>,
     i8042: i8042::I8042,
     acpi_pm: acpi_pm::AcpiPm,
+    pci: pci::PciRoot,
 }
 
 impl PioBus {
@@ -54,6 +57,7 @@ impl PioBus {
             serial,
             i8042,
             acpi_pm,
+            pci: pci::PciRoot::new(),
         }
     }
 
@@ -85,6 +89,7 @@ impl PioBus {
             }
             0x70 | 0x71 => data.fill(0),
             acpi_pm::FIRST_PORT..=acpi_pm::LAST_PORT => self.acpi_pm.read(port, data),
+            pci::CONFIG_ADDRESS_PORT..=pci::LAST_PORT => self.pci.read(port, data),
             _ => data.fill(0xff),
         }
     }
@@ -106,6 +111,10 @@ impl PioBus {
             }
             i8042::DATA_PORT | i8042::COMMAND_PORT => self.i8042.write(port, data[0]),
             acpi_pm::FIRST_PORT..=acpi_pm::LAST_PORT => self.acpi_pm.write(port, data),
+            pci::CONFIG_ADDRESS_PORT..=pci::LAST_PORT => {
+                self.pci.write(port, data);
+                None
+            }
             _ => None,
         }
     }

@@ -11,7 +11,7 @@
 //! | FADT | fixed-hardware ACPI: the PM1a blocks and the SCI of [`crate::devices::acpi_pm`], a fixed power button, the reset register; the legacy devices that exist (i8042) and those that do not (VGA, CMOS RTC) |
 //! | FACS | required next to a full (not hardware-reduced) FADT |
 //! | MADT | every vCPU's local APIC, the I/O APIC, the SCI's interrupt override (level, active high), LINT1 as NMI |
-//! | DSDT | `\_S5_` (soft off), COM1 and the i8042 keyboard with their resources |
+//! | DSDT | `\_S5_` (soft off), COM1 and the i8042 keyboard with their resources, the PCI root bridge `PCI0` with the windows it decodes |
 //!
 //! Fixed hardware rather than hardware-reduced ACPI with a GED device: the
 //! guest arms the fixed power button by setting `PWRBTN_EN`, which `vmm`
@@ -28,14 +28,17 @@ use acpi_tables::sdt::Sdt;
 use acpi_tables::xsdt::XSDT;
 use acpi_tables::Aml;
 
-use super::layout::{ACPI_MAX_SIZE, ACPI_START, APIC_START, IOAPIC_START, MAX_CPUS};
+use super::layout::{
+    ACPI_MAX_SIZE, ACPI_START, APIC_START, IOAPIC_START, MAX_CPUS, PCI_MMIO32_LAST,
+    PCI_MMIO32_START,
+};
 use super::mptable;
 use crate::devices::acpi_pm::{
     PM1A_CNT_PORT, PM1A_EVT_PORT, PM1_CNT_LEN, PM1_EVT_LEN, RESET_PORT, RESET_VALUE, SCI_IRQ,
     SLP_TYP_S5,
 };
-use crate::devices::i8042;
 use crate::devices::serial::{COM1_BASE, COM1_IRQ};
+use crate::devices::{i8042, pci};
 
 /// The OEM ID in every table header.
 const OEM_ID: [u8; 6] = *b"CRTMEM";
@@ -131,6 +134,44 @@ fn isa_device(name: &str, hid: &str, uid: Option<u8>, crs: &dyn Aml) -> Vec<u8> 
     aml_bytes(&aml::Device::new(name.into(), children))
 }
 
+/// The PCI root bridge: bus 0, reached through the configuration ports,
+/// decoding every I/O port but those and the 32-bit memory window below the
+/// I/O APIC, as AML.
+fn pci_root() -> Vec<u8> {
+    let config_ports = pci::LAST_PORT - pci::CONFIG_ADDRESS_PORT + 1;
+    // Name::new serialises at once, so the descriptors may be temporaries.
+    let crs = aml::Name::new(
+        "_CRS".into(),
+        &aml::ResourceTemplate::new(vec![
+            &aml::AddressSpace::new_bus_number(0u16, 0u16),
+            &aml::IO::new(
+                pci::CONFIG_ADDRESS_PORT,
+                pci::CONFIG_ADDRESS_PORT,
+                1,
+                config_ports as u8,
+            ),
+            &aml::AddressSpace::new_io(0u16, pci::CONFIG_ADDRESS_PORT - 1, None),
+            &aml::AddressSpace::new_io(pci::LAST_PORT + 1, u16::MAX, None),
+            &aml::AddressSpace::new_memory(
+                aml::AddressSpaceCacheable::NotCacheable,
+                true,
+                PCI_MMIO32_START as u32,
+                PCI_MMIO32_LAST as u32,
+                None,
+            ),
+        ]),
+    );
+    let hid = aml::Name::new("_HID".into(), &aml::EISAName::new("PNP0A03"));
+    let adr = aml::Name::new("_ADR".into(), &0u8);
+    let seg = aml::Name::new("_SEG".into(), &0u8);
+    let uid = aml::Name::new("_UID".into(), &0u8);
+    let bbn = aml::Name::new("_BBN".into(), &0u8);
+    aml_bytes(&aml::Device::new(
+        "PCI0".into(),
+        vec![&hid, &adr, &seg, &uid, &bbn, &crs],
+    ))
+}
+
 /// The DSDT: the soft-off sleep type, and the legacy ISA devices, so that
 /// the guest binds their drivers from the firmware's description instead of
 /// probing ports.
@@ -158,7 +199,7 @@ fn dsdt() -> Vec<u8> {
             &aml::Interrupt::new(true, true, false, false, i8042::IRQ),
         ]),
     );
-    let sb = aml::Scope::raw("\\_SB_".into(), [com1, kbd].concat());
+    let sb = aml::Scope::raw("\\_SB_".into(), [com1, kbd, pci_root()].concat());
 
     let mut dsdt = Sdt::new(
         *b"DSDT",
@@ -408,9 +449,12 @@ mod tests {
         let dsdt = table(&t, u64_at(&find(&tables, b"FACP"), 140));
         let has = |needle: &[u8]| dsdt.windows(needle.len()).any(|w| w == needle);
         assert!(has(b"_S5_"));
-        // EISAID("PNP0501") and EISAID("PNP0303"), as AML dword constants.
+        // EISAID("PNP0501"), EISAID("PNP0303") and EISAID("PNP0A03"), as
+        // AML dword constants.
         assert!(has(&[0x0c, 0x41, 0xd0, 0x05, 0x01]));
         assert!(has(&[0x0c, 0x41, 0xd0, 0x03, 0x03]));
+        assert!(has(&[0x0c, 0x41, 0xd0, 0x0a, 0x03]));
+        assert!(has(b"PCI0"));
     }
 
     #[test]

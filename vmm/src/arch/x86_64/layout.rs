@@ -14,7 +14,7 @@
 //! 0x000f_0000    MP floating pointer + MP configuration table
 //! 0x0010_0000  kernel (bzImage protected-mode code / vmlinux segments)
 //!   ...        initramfs at the top of low RAM
-//! 3 GiB..4 GiB MMIO hole                (I/O APIC, LAPIC, KVM TSS), no RAM
+//! 3 GiB..4 GiB MMIO hole                (PCI window, I/O APIC, LAPIC, KVM TSS), no RAM
 //! 4 GiB..      RAM above the hole when memory > 3 GiB
 //! ```
 //!
@@ -62,6 +62,11 @@ pub const MMIO_GAP_END: u64 = 4 << 30;
 /// Guest address of the three pages KVM needs for the TSS (Intel), inside the
 /// MMIO hole.
 pub const KVM_TSS_ADDRESS: u64 = 0xfffb_d000;
+/// First guest address of the PCI root's 32-bit memory window, where the
+/// BARs of PCI devices go: the MMIO hole up to the I/O APIC.
+pub const PCI_MMIO32_START: u64 = MMIO_GAP_START;
+/// Last guest address (inclusive) of the 32-bit PCI memory window.
+pub const PCI_MMIO32_LAST: u64 = IOAPIC_START - 1;
 /// Guest address of the I/O APIC.
 pub const IOAPIC_START: u64 = 0xfec0_0000;
 /// Guest address of the local APIC.
@@ -98,6 +103,7 @@ const _: () = {
     assert!(MPTABLE_START + MPTABLE_MAX_SIZE as u64 <= HIMEM_START);
     assert!(KVM_TSS_ADDRESS >= MMIO_GAP_START && KVM_TSS_ADDRESS + 3 * 4096 <= MMIO_GAP_END);
     assert!(IOAPIC_START >= MMIO_GAP_START && IOAPIC_START < MMIO_GAP_END);
+    assert!(PCI_MMIO32_START >= MMIO_GAP_START && PCI_MMIO32_LAST < IOAPIC_START);
     assert!(APIC_START >= MMIO_GAP_START && APIC_START < MMIO_GAP_END);
     assert!(MMIO_GAP_START & (SIZE_1G - 1) == 0 && MMIO_GAP_END & (SIZE_1G - 1) == 0);
 };
