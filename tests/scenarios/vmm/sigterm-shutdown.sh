@@ -69,6 +69,7 @@ assert_eq "$rc" 7 "guest that ignores the power button: vmm exit status after th
 assert_match "$(cat /tmp/deaf.out)" '^vmm: error: stopped by SIGTERM: the guest did not shut down within the grace period$' "the reason is named"
 assert_match "$(cat /tmp/deaf.out)" '^vmm: vcpu0 rip=0x[0-9a-f]+ ' "the stopped vCPU's registers are dumped"
 assert_match "$(cat /tmp/deaf.out)" '^vmm: vcpu0 lapic id=0x0 ' "and its LAPIC"
+assert_match "$(cat /tmp/deaf.out)" '^vmm: vcpu0 tsc=0x[0-9a-f]+ tsc_deadline=0x[0-9a-f]+ \((disarmed|due in [0-9]+ cycles|passed [0-9]+ cycles ago)\)$' "and its TSC and TSC-deadline timer"
 assert_match "$(cat /tmp/deaf.out)" '^kvm-stage2: ' "stats line"
 assert_eq "$(critmem_key slices)" 0 "slice returned"
 

@@ -35,6 +35,7 @@ for mode in normal critical; do
     assert_match "$(cat /tmp/vmm.err)" '^vmm: vcpu0 exception injected=[01] pending=[01] nr=6 ' "$mode: the dump shows the last exception: #UD"
     assert_match "$(cat /tmp/vmm.err)" '^vmm: vcpu0 mp_state=' "$mode: the dump shows the MP state"
     assert_match "$(cat /tmp/vmm.err)" '^vmm: vcpu0 lapic id=0x0 ' "$mode: the dump shows the LAPIC"
+    assert_match "$(cat /tmp/vmm.err)" '^vmm: vcpu0 tsc=0x[0-9a-f]+ tsc_deadline=0x0 \(disarmed\)$' "$mode: the dump shows the TSC, and the deadline timer this tiny kernel never armed"
     assert_match "$(cat /tmp/vmm.err)" '^kvm-stage2: ' "$mode: the stats line is still printed"
 done
 assert_eq "$(critmem_key slices)" 0 "the critical VM's slice went back"

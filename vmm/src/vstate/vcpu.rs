@@ -16,13 +16,15 @@ use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
 use kvm_bindings::{
-    kvm_run, CpuId, KVM_SYSTEM_EVENT_CRASH, KVM_SYSTEM_EVENT_RESET, KVM_SYSTEM_EVENT_SHUTDOWN,
+    kvm_msr_entry, kvm_run, CpuId, Msrs, KVM_SYSTEM_EVENT_CRASH, KVM_SYSTEM_EVENT_RESET,
+    KVM_SYSTEM_EVENT_SHUTDOWN,
 };
 use kvm_ioctls::{VcpuExit, VcpuFd, VmFd};
 use vmm_sys_util::signal::{register_signal_handler, Killable, SIGRTMIN};
 
 use super::exit::{FaultKind, VcpuFault, VmExit};
-use super::vcpu_state::VcpuState;
+use super::vcpu_state::{TscTimer, VcpuState};
+use crate::arch::x86_64::regs::msr_index;
 use crate::arch::x86_64::{cpuid, layout::PML4_START, regs};
 use crate::devices::{DeviceEvent, PioBus};
 
@@ -238,7 +240,32 @@ impl Vcpu {
             &events,
             mp_state.mp_state,
             &lapic,
+            self.tsc_timer(),
         ))
+    }
+
+    /// The TSC and the TSC-deadline MSR in one KVM_GET_MSRS, or None if KVM
+    /// returns fewer than both (the report then says so).
+    fn tsc_timer(&self) -> Option<TscTimer> {
+        let entry = |index| kvm_msr_entry {
+            index,
+            ..Default::default()
+        };
+        let mut msrs = Msrs::from_entries(&[
+            entry(msr_index::IA32_TSC),
+            entry(msr_index::IA32_TSC_DEADLINE),
+        ])
+        .ok()?;
+        match self.fd.get_msrs(&mut msrs) {
+            Ok(2) => {
+                let e = msrs.as_slice();
+                Some(TscTimer {
+                    tsc: e[0].data,
+                    deadline: e[1].data,
+                })
+            }
+            _ => None,
+        }
     }
 
     /// The fault report for `kind`, with the vCPU's state.

@@ -1,5 +1,6 @@
 //! A vCPU's state as text, for the dump that follows a fault: registers,
-//! segments, pending events, MP state and the local APIC's main registers.
+//! segments, pending events, MP state, the local APIC's main registers and
+//! the TSC-deadline timer.
 //!
 //! The formatting is pure, so it is unit-tested without KVM; [`VcpuState`]
 //! holds the lines, and `main.rs` prints them to stderr.
@@ -9,6 +10,17 @@ use kvm_bindings::{
     KVM_MP_STATE_HALTED, KVM_MP_STATE_INIT_RECEIVED, KVM_MP_STATE_RUNNABLE,
     KVM_MP_STATE_SIPI_RECEIVED, KVM_MP_STATE_UNINITIALIZED, KVM_VCPUEVENT_VALID_TRIPLE_FAULT,
 };
+
+/// The vCPU's TSC and its TSC-deadline MSR, read together: whether a halted
+/// vCPU's deadline has already passed tells a lost timer wake-up (passed,
+/// nothing pending) from a guest that armed its timer far ahead.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TscTimer {
+    /// IA32_TSC.
+    pub tsc: u64,
+    /// IA32_TSC_DEADLINE; 0 when disarmed.
+    pub deadline: u64,
+}
 
 /// The dumped state of one vCPU, one line per aspect, each starting with
 /// `vcpuN`.
@@ -27,6 +39,7 @@ impl VcpuState {
         events: &kvm_vcpu_events,
         mp_state: u32,
         lapic: &kvm_lapic_state,
+        timer: Option<TscTimer>,
     ) -> Self {
         let p = format!("vcpu{index}");
         VcpuState {
@@ -37,6 +50,7 @@ impl VcpuState {
                 format!("{p} {}", format_events(events)),
                 format!("{p} mp_state={}", mp_state_name(mp_state)),
                 format!("{p} {}", format_lapic(lapic)),
+                format!("{p} {}", format_tsc_timer(timer)),
             ],
         }
     }
@@ -200,6 +214,20 @@ fn format_lapic(l: &kvm_lapic_state) -> String {
     )
 }
 
+fn format_tsc_timer(timer: Option<TscTimer>) -> String {
+    let Some(t) = timer else {
+        return "tsc unreadable".into();
+    };
+    let when = if t.deadline == 0 {
+        "disarmed".to_string()
+    } else if t.deadline <= t.tsc {
+        format!("passed {} cycles ago", t.tsc - t.deadline)
+    } else {
+        format!("due in {} cycles", t.deadline - t.tsc)
+    };
+    format!("tsc={:#x} tsc_deadline={:#x} ({when})", t.tsc, t.deadline)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -237,8 +265,20 @@ mod tests {
         set_reg(&mut lapic, 0x20, 3 << 24);
         set_reg(&mut lapic, 0x100 + 0x10, 1 << 4); // ISR vector 0x24
         set_reg(&mut lapic, 0x200 + 0x70, 1 << 31); // IRR vector 0xff
-        let s = VcpuState::new(2, &regs, &sregs, &events, KVM_MP_STATE_HALTED, &lapic);
-        assert_eq!(s.lines.len(), 6);
+        let timer = TscTimer {
+            tsc: 5000,
+            deadline: 4000,
+        };
+        let s = VcpuState::new(
+            2,
+            &regs,
+            &sregs,
+            &events,
+            KVM_MP_STATE_HALTED,
+            &lapic,
+            Some(timer),
+        );
+        assert_eq!(s.lines.len(), 7);
         assert!(s.lines.iter().all(|l| l.starts_with("vcpu2 ")));
         assert!(s.lines[0].starts_with("vcpu2 rip=0x1000 rsp=0x8ff0 "));
         assert!(s.lines[1].contains("cr0=0x80000011") && s.lines[1].contains("idt=0x0/0x0"));
@@ -261,5 +301,18 @@ mod tests {
             "{}",
             s.lines[5]
         );
+        assert_eq!(
+            s.lines[6],
+            "vcpu2 tsc=0x1388 tsc_deadline=0xfa0 (passed 1000 cycles ago)"
+        );
+    }
+
+    #[test]
+    fn tsc_timer_says_when_the_deadline_is() {
+        let at = |tsc, deadline| format_tsc_timer(Some(TscTimer { tsc, deadline }));
+        assert_eq!(at(10, 0), "tsc=0xa tsc_deadline=0x0 (disarmed)");
+        assert_eq!(at(10, 25), "tsc=0xa tsc_deadline=0x19 (due in 15 cycles)");
+        assert_eq!(at(10, 10), "tsc=0xa tsc_deadline=0xa (passed 0 cycles ago)");
+        assert_eq!(format_tsc_timer(None), "tsc unreadable");
     }
 }

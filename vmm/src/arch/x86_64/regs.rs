@@ -44,6 +44,9 @@ pub mod msr_index {
     pub const IA32_SYSENTER_EIP: u32 = 0x176;
     /// IA32_MISC_ENABLE.
     pub const IA32_MISC_ENABLE: u32 = 0x1a0;
+    /// IA32_TSC_DEADLINE: the TSC value at which the LAPIC timer fires in
+    /// TSC-deadline mode; 0 disarms it. Only read, for fault reports.
+    pub const IA32_TSC_DEADLINE: u32 = 0x6e0;
     /// STAR.
     pub const STAR: u32 = 0xc000_0081;
     /// LSTAR.
