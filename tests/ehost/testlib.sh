@@ -171,11 +171,14 @@ slice_of() {
 # - SIGTERM presses the ACPI power button; the guest's acpid and init power
 #   off: vmm exits 0 with `vmm: guest powered off` and its statistics, and
 #   the slice returns to the pool.
-# The console is in /tmp/NAME.out.
+# The guest's console is in /tmp/NAME.out and vmm's own lines in
+# /tmp/NAME.err: vmm writes its SIGTERM line while the guest's console is
+# busy answering the press, and in one file the two can interleave
+# mid-line.
 guest_whole() {
     _name=$1 _mode=$2 _cpus=$3 _kernel=$4 _initrd=$5
     shift 5
-    _out=/tmp/$_name.out _gpa=0x0c000000 _marker=$(random_u32)
+    _out=/tmp/$_name.out _err=/tmp/$_name.err _gpa=0x0c000000 _marker=$(random_u32)
     _free0=$(critmem_key free)
     _memopt=
     [ "$_mode" = critical ] && _memopt=--critical-mem
@@ -184,9 +187,9 @@ guest_whole() {
     vmm --kernel "$_kernel" --initramfs "$_initrd" --memory 256M --cpus "$_cpus" $_memopt \
         --shutdown-timeout 60 \
         --cmdline "console=ttyS0 panic=-1 i8042.noaux memmap=4K\$$_gpa guest.devmem=$_gpa:$_marker guest.sleep=600 $*" \
-        >"$_out" 2>&1 </dev/null &
+        >"$_out" 2>"$_err" </dev/null &
     _pid=$!
-    wait_for "$_out" "CRITMEM-GUEST-DEVMEM|CRITMEM-GUEST-DONE" 240 || { cat "$_out"; fail "$_name: the guest did not write its marker"; }
+    wait_for "$_out" "CRITMEM-GUEST-DEVMEM|CRITMEM-GUEST-DONE" 240 || { cat "$_out" "$_err"; fail "$_name: the guest did not write its marker"; }
     if [ "$_mode" = critical ]; then
         _start=$(slice_of "$_pid" start)
         [ -n "$_start" ] || fail "$_name: no slice of pid $_pid in /proc/critmem: $(cat /proc/critmem)"
@@ -196,12 +199,13 @@ guest_whole() {
     _during_free=$(critmem_key free)
     _scan=$(cmtool physscan "$(critmem_key start)" "$(critmem_key size)" "$_marker")
     # Let acpid start before the press.
-    wait_for "$_out" "CRITMEM-GUEST-ACPID" 30 || { cat "$_out"; fail "$_name: the guest's acpid did not start"; }
+    wait_for "$_out" "CRITMEM-GUEST-ACPID" 30 || { cat "$_out" "$_err"; fail "$_name: the guest's acpid did not start"; }
     kill -TERM $_pid
     wait $_pid
     _rc=$?
-    cat "$_out"
+    cat "$_out" "$_err"
     _log=$(cat "$_out")
+    _vmm_log=$(cat "$_err")
     assert_eq "$_rc" 0 "$_name: vmm exit status after SIGTERM"
     assert_match "$_log" "CRITMEM-GUEST-UP cpus=$_cpus " "$_name: the guest sees $_cpus CPUs online"
     if [ "$_cpus" -gt 1 ]; then
@@ -213,19 +217,19 @@ guest_whole() {
     assert_no_match "$_log" "ACPI( BIOS)? (Error|Warning)|ACPI[^:]*: .*(FW_BUG|\[Firmware Bug\])" "$_name: no ACPI error or warning in the guest log"
     assert_match "$_log" "CRITMEM-GUEST-DEVMEM addr=$_gpa value=$_marker" "$_name: the guest read its marker back"
     if [ "$_mode" = critical ]; then
-        assert_match "$_log" "^vmm: guest memory: critmem slice " "$_name: backing line"
+        assert_match "$_vmm_log" "^vmm: guest memory: critmem slice " "$_name: backing line"
         assert_eq "$_read_back" "data=$(le_hex "$_marker")" "$_name: host physical memory at slice start $_start + $_gpa = $_phys"
         assert_eq "$_scan" "found=1 first=$_phys scanned=$(critmem_key size)" "$_name: a pool scan finds the marker only there"
     else
-        assert_match "$_log" "^vmm: guest memory: anonymous" "$_name: backing line"
+        assert_match "$_vmm_log" "^vmm: guest memory: anonymous" "$_name: backing line"
         assert_eq "$_during_free" "$_free0" "$_name: the normal VM took nothing from the pool"
         assert_eq "$_scan" "found=0 first=none scanned=$(critmem_key size)" "$_name: a pool scan does not find the marker"
     fi
-    assert_match "$_log" "^vmm: SIGTERM: asking the guest to shut down \(ACPI power button\); 60 s until it is stopped$" "$_name: SIGTERM pressed the power button"
+    assert_match "$_vmm_log" "^vmm: SIGTERM: asking the guest to shut down \(ACPI power button\); 60 s until it is stopped$" "$_name: SIGTERM pressed the power button"
     assert_match "$_log" "^CRITMEM-GUEST-POWER-BUTTON" "$_name: the guest's acpid saw the press"
     assert_match "$_log" "^CRITMEM-GUEST-POWEROFF" "$_name: the guest's init powered off"
     assert_match "$_log" "ACPI: PM: Preparing to enter system sleep state S5" "$_name: the guest entered S5"
-    assert_match "$_log" "^vmm: guest powered off$" "$_name: vmm saw the power-off"
-    assert_match "$_log" "^kvm-stage2: " "$_name: statistics line"
+    assert_match "$_vmm_log" "^vmm: guest powered off$" "$_name: vmm saw the power-off"
+    assert_match "$_vmm_log" "^kvm-stage2: " "$_name: statistics line"
     assert_eq "$(critmem_key free)" "$_free0" "$_name: free bytes after exit"
 }

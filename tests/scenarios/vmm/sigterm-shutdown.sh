@@ -21,13 +21,16 @@ nested_vms_on_one_cpu
 critmem_load
 
 # start_guest NAME EXTRA-CMDLINE GRACE [CPUS]: a critical VM whose guest
-# stays up.
+# stays up. The guest's console goes to /tmp/NAME.out and vmm's own lines
+# to /tmp/NAME.err: vmm writes its SIGTERM line while the guest's console
+# is busy answering the press, and in one file the two can interleave
+# mid-line.
 start_guest() {
     vmm --critical-mem --kernel "$GUEST_KERNEL" --initramfs "$GUEST_INITRAMFS" --memory 256M \
         --cpus "${4:-1}" \
         --shutdown-timeout "$3" \
         --cmdline "console=ttyS0 reboot=k panic=-1 i8042.noaux guest.sleep=600 $2" \
-        >/tmp/$1.out 2>&1 </dev/null &
+        >/tmp/$1.out 2>/tmp/$1.err </dev/null &
     pid=$!
     wait_for /tmp/$1.out 'CRITMEM-GUEST-UP' 60 || { cat /tmp/$1.out; fail "$1: guest did not come up"; }
     # Let the guest finish probing its keyboard (the acpi=off case).
@@ -42,35 +45,36 @@ supervise() {
     wait $pid
     rc=$?
     kill $killer 2>/dev/null
-    tail -n 8 /tmp/$1.out
+    tail -n 4 /tmp/$1.out
+    cat /tmp/$1.err
 }
 
 start_guest button "" 20
 supervise button
 assert_eq "$rc" 0 "guest that powers off on the power button: vmm exit status"
-assert_match "$(cat /tmp/button.out)" '^vmm: SIGTERM: asking the guest to shut down \(ACPI power button\); 20 s until it is stopped$' "the request is logged"
+assert_match "$(cat /tmp/button.err)" '^vmm: SIGTERM: asking the guest to shut down \(ACPI power button\); 20 s until it is stopped$' "the request is logged"
 assert_match "$(cat /tmp/button.out)" '^CRITMEM-GUEST-POWEROFF' "the guest powered itself off"
-assert_match "$(cat /tmp/button.out)" '^vmm: guest powered off$' "vmm says how the guest ended"
-assert_match "$(cat /tmp/button.out)" '^kvm-stage2: ' "stats line"
+assert_match "$(cat /tmp/button.err)" '^vmm: guest powered off$' "vmm says how the guest ended"
+assert_match "$(cat /tmp/button.err)" '^kvm-stage2: ' "stats line"
 assert_eq "$(critmem_key slices)" 0 "slice returned"
 
 start_guest noacpi "acpi=off" 20 2
 supervise noacpi
 assert_match "$(cat /tmp/noacpi.out)" 'CRITMEM-GUEST-UP cpus=2 ' "without ACPI the guest finds both vCPUs in the MP table"
 assert_eq "$rc" 0 "guest without ACPI that reboots on Ctrl-Alt-Del: vmm exit status"
-assert_match "$(cat /tmp/noacpi.out)" '^vmm: SIGTERM: asking the guest to shut down \(Ctrl-Alt-Del, as the guest never armed the ACPI power button\); 20 s until it is stopped$' "the fallback is logged"
-assert_match "$(cat /tmp/noacpi.out)" '^vmm: guest reset$' "the guest rebooted"
-assert_match "$(cat /tmp/noacpi.out)" '^kvm-stage2: ' "stats line"
+assert_match "$(cat /tmp/noacpi.err)" '^vmm: SIGTERM: asking the guest to shut down \(Ctrl-Alt-Del, as the guest never armed the ACPI power button\); 20 s until it is stopped$' "the fallback is logged"
+assert_match "$(cat /tmp/noacpi.err)" '^vmm: guest reset$' "the guest rebooted"
+assert_match "$(cat /tmp/noacpi.err)" '^kvm-stage2: ' "stats line"
 assert_eq "$(critmem_key slices)" 0 "slice returned"
 
 start_guest deaf "guest.acpid=0" 3
 supervise deaf
 assert_eq "$rc" 7 "guest that ignores the power button: vmm exit status after the grace period"
-assert_match "$(cat /tmp/deaf.out)" '^vmm: error: stopped by SIGTERM: the guest did not shut down within the grace period$' "the reason is named"
-assert_match "$(cat /tmp/deaf.out)" '^vmm: vcpu0 rip=0x[0-9a-f]+ ' "the stopped vCPU's registers are dumped"
-assert_match "$(cat /tmp/deaf.out)" '^vmm: vcpu0 lapic id=0x0 ' "and its LAPIC"
-assert_match "$(cat /tmp/deaf.out)" '^vmm: vcpu0 tsc=0x[0-9a-f]+ tsc_deadline=0x[0-9a-f]+ \((disarmed|due in [0-9]+ cycles|passed [0-9]+ cycles ago)\)$' "and its TSC and TSC-deadline timer"
-assert_match "$(cat /tmp/deaf.out)" '^kvm-stage2: ' "stats line"
+assert_match "$(cat /tmp/deaf.err)" '^vmm: error: stopped by SIGTERM: the guest did not shut down within the grace period$' "the reason is named"
+assert_match "$(cat /tmp/deaf.err)" '^vmm: vcpu0 rip=0x[0-9a-f]+ ' "the stopped vCPU's registers are dumped"
+assert_match "$(cat /tmp/deaf.err)" '^vmm: vcpu0 lapic id=0x0 ' "and its LAPIC"
+assert_match "$(cat /tmp/deaf.err)" '^vmm: vcpu0 tsc=0x[0-9a-f]+ tsc_deadline=0x[0-9a-f]+ \((disarmed|due in [0-9]+ cycles|passed [0-9]+ cycles ago)\)$' "and its TSC and TSC-deadline timer"
+assert_match "$(cat /tmp/deaf.err)" '^kvm-stage2: ' "stats line"
 assert_eq "$(critmem_key slices)" 0 "slice returned"
 
 start_guest twice "guest.acpid=0" 60
@@ -78,5 +82,5 @@ kill -TERM $pid
 sleep 1
 supervise twice
 assert_eq "$rc" 7 "second SIGTERM: vmm exit status"
-assert_match "$(cat /tmp/twice.out)" '^vmm: error: stopped by a second SIGTERM before the guest shut down$' "the reason is named"
+assert_match "$(cat /tmp/twice.err)" '^vmm: error: stopped by a second SIGTERM before the guest shut down$' "the reason is named"
 assert_eq "$(critmem_key slices)" 0 "slice returned"
