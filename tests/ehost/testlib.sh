@@ -233,3 +233,96 @@ guest_whole() {
     assert_match "$_vmm_log" "^kvm-stage2: " "$_name: statistics line"
     assert_eq "$(critmem_key free)" "$_free0" "$_name: free bytes after exit"
 }
+
+# make_disk_image IMAGE: a 64 MiB ext4 image made with `mkfs.ext4 -d`,
+# holding in/known.bin (1 MiB and 3 bytes of random data, so its last
+# sector is partial) and in/hello.txt; prints the sha256 of in/known.bin.
+make_disk_image() {
+    _tree=$(mktemp -d)
+    mkdir -p "$_tree/in"
+    { head -c 1048576 /dev/urandom; printf 'end'; } >"$_tree/in/known.bin"
+    echo "hello from the emulated host" >"$_tree/in/hello.txt"
+    /sbin/mkfs.ext4 -q -F -d "$_tree" "$1" 64M >/dev/null 2>&1 || fail "mkfs.ext4 -d $_tree $1 failed"
+    echo "$(sha256sum <"$_tree/in/known.bin" | cut -d' ' -f1) $(od -An -tx1 -N16 "$_tree/in/known.bin" | tr -d ' \n')"
+    rm -rf "$_tree"
+}
+
+# disk_case NAME critical|normal rw|ro KERNEL INITRAMFS [CMDLINE...]: a
+# guest's life with a virtio-blk disk as a user runs it:
+# - vmm boots KERNEL with `--disk path=/tmp/NAME.img,serial=NAME` (and
+#   readonly=on for `ro`) on a critmem slice or anonymous memory;
+# - the guest finds the virtio-blk function on bus 0, with the serial and
+#   read-only flag set, mounts the disk, and reads in/known.bin with the
+#   sha256 the emulated host made, its requests completing through the
+#   device's MSI-X vector;
+# - critical: the page that virtio-blk DMA'd in/known.bin's first bytes
+#   into is, read by a third party through host physical memory, at slice
+#   start + its guest-physical address;
+# - rw: the guest writes out/guest.bin; ro: its write is refused;
+# - SIGTERM powers the guest off, which unmounts the disk; vmm exits 0;
+# - the emulated host mounts the image read-only (which fails on a journal
+#   left dirty) and finds out/guest.bin with the guest's sha256 (rw), or
+#   the image unchanged to the byte (ro).
+disk_case() {
+    _name=$1 _mode=$2 _access=$3 _kernel=$4 _initrd=$5
+    shift 5
+    _img=/tmp/$_name.img _out=/tmp/$_name.out _err=/tmp/$_name.err
+    read -r _known _head <<EOF_IMAGE
+$(make_disk_image "$_img")
+EOF_IMAGE
+    _img_sha0=$(sha256sum <"$_img" | cut -d' ' -f1)
+    _memopt= _ro=
+    [ "$_mode" = critical ] && _memopt=--critical-mem
+    [ "$_access" = ro ] && _ro=,readonly=on
+    note "$_name: $_mode VM, $(basename "$_kernel"), disk $_img ($_access), in/known.bin sha256 $_known"
+    # shellcheck disable=SC2086
+    vmm --kernel "$_kernel" --initramfs "$_initrd" --memory 256M $_memopt \
+        --disk "path=$_img,serial=$_name$_ro" --shutdown-timeout 60 \
+        --cmdline "console=ttyS0 panic=-1 i8042.noaux guest.disk=vda guest.sleep=600 $*" \
+        >"$_out" 2>"$_err" </dev/null &
+    _pid=$!
+    wait_for "$_out" "CRITMEM-GUEST-DISK-(WRITTEN|READONLY)|CRITMEM-GUEST-ERROR|CRITMEM-GUEST-DONE" 240 ||
+        { cat "$_out" "$_err"; kill -KILL $_pid; fail "$_name: the guest did not finish its disk work"; }
+    if [ "$_mode" = critical ]; then
+        # The page the device filled with in/known.bin's first sector, read
+        # from outside while the guest still runs.
+        _gpa=$(sed -n 's/^CRITMEM-GUEST-DISK-GPA file-gpa: gpa=\(0x[0-9a-f]*\) .*/\1/p' "$_out")
+        [ -n "$_gpa" ] || { cat "$_out" "$_err"; kill -KILL $_pid; fail "$_name: the guest did not say where its page is"; }
+        _start=$(slice_of "$_pid" start)
+        [ -n "$_start" ] || fail "$_name: no slice of pid $_pid in /proc/critmem: $(cat /proc/critmem)"
+        _phys=$(hex $((_start + _gpa)))
+        _dma_read=$(cmtool physread "$_phys" 16)
+    fi
+    wait_for "$_out" "CRITMEM-GUEST-ACPID" 30 || { cat "$_out" "$_err"; fail "$_name: the guest's acpid did not start"; }
+    kill -TERM $_pid
+    wait $_pid
+    _rc=$?
+    cat "$_out" "$_err"
+    _log=$(cat "$_out")
+    assert_eq "$_rc" 0 "$_name: vmm exit status after SIGTERM"
+    assert_match "$_log" "^CRITMEM-GUEST-PCI 0000:00:00\.0=1b36:0008 0000:00:01\.0=1af4:1042[[:space:]]*$" "$_name: the guest enumerated the host bridge and the virtio-blk function at 00:01.0"
+    assert_match "$_log" "^CRITMEM-GUEST-DISK dev=/dev/vda serial=$_name ro=$([ "$_access" = ro ] && echo 1 || echo 0) sectors=131072" "$_name: the guest's disk: serial, read-only flag, size"
+    assert_match "$_log" "^CRITMEM-GUEST-DISK-FILE name=known\.bin sha256=$_known" "$_name: the guest read in/known.bin with the host's sha256"
+    assert_no_match "$_log" "CRITMEM-GUEST-ERROR" "$_name: no guest-side error"
+    assert_match "$_log" "^CRITMEM-GUEST-DISK-IRQS .*virtio0-req\.0=[1-9][0-9]*\(PCI-MSIX" "$_name: the disk's requests completed through its MSI-X vector"
+    assert_match "$_log" "^CRITMEM-GUEST-DISK-GPA file-gpa: gpa=0x[0-9a-f]+ head=$_head" "$_name: the guest's page cache holds in/known.bin's first bytes"
+    if [ "$_mode" = critical ]; then
+        assert_eq "$_dma_read" "data=$_head" "$_name: host physical memory at slice start $_start + GPA $_gpa = $_phys holds the bytes virtio-blk DMA'd"
+    fi
+    assert_match "$_log" "^CRITMEM-GUEST-DISK-UNMOUNTED" "$_name: the guest unmounted the disk at power-off"
+    assert_match "$_log" "^CRITMEM-GUEST-POWEROFF" "$_name: the guest powered off"
+    _check=/tmp/$_name.check
+    mkdir -p "$_check"
+    if [ "$_access" = ro ]; then
+        assert_match "$_log" "^CRITMEM-GUEST-DISK-READONLY write=refused" "$_name: the guest's write to the read-only disk was refused"
+        assert_eq "$(sha256sum <"$_img" | cut -d' ' -f1)" "$_img_sha0" "$_name: sha256 of the whole image after the run (unchanged)"
+    else
+        _written=$(printf '%s\n' "$_log" | sed -n 's/^CRITMEM-GUEST-DISK-WRITTEN sha256=\([0-9a-f]*\) bytes=\([0-9]*\).*/\1 \2/p')
+        [ -n "$_written" ] || fail "$_name: the guest did not report its write"
+        mount -t ext4 -o loop,ro "$_img" "$_check" || fail "$_name: the image does not mount read-only (a journal left dirty?)"
+        assert_eq "$(sha256sum <"$_check/out/guest.bin" | cut -d' ' -f1) $(wc -c <"$_check/out/guest.bin")" "$_written" "$_name: out/guest.bin in the image: sha256 and size as the guest wrote it"
+        assert_eq "$(sha256sum <"$_check/in/known.bin" | cut -d' ' -f1)" "$_known" "$_name: in/known.bin in the image, unchanged"
+        umount "$_check"
+    fi
+    rm -f "$_img"
+}

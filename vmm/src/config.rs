@@ -25,6 +25,9 @@ pub const DEFAULT_MEMORY: u64 = 512 << 20;
 /// Default time a guest has to shut down after SIGTERM or SIGINT.
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
+/// Most virtio devices: one per slot of PCI bus 0 besides the host bridge.
+pub const MAX_PCI_DEVICES: usize = crate::devices::pci::MAX_DEVICES;
+
 /// Largest vCPU count, set by the APIC ID space of the guest's tables.
 pub const MAX_CPUS: u32 = layout::MAX_CPUS;
 
@@ -54,6 +57,9 @@ pub enum ConfigError {
     /// `--cpus 0`.
     #[error("--cpus must be at least 1")]
     ZeroCpus,
+    /// More devices than PCI bus 0 has slots.
+    #[error("{0} devices asked for: PCI bus 0 has room for {MAX_PCI_DEVICES} (32 slots, the host bridge takes one); give fewer --disk and --net options")]
+    TooManyDevices(usize),
     /// More vCPUs than the guest's MP and ACPI tables can describe.
     #[error("--cpus {requested} exceeds the maximum of {max}: the guest's ACPI and MP tables give each vCPU an 8-bit APIC ID (0xff is broadcast, the I/O APIC takes one); use --cpus {max} or fewer")]
     TooManyCpus {
@@ -97,6 +103,209 @@ impl Default for MemorySpec {
     }
 }
 
+/// A disk: `--disk path=IMAGE[,readonly=on|off][,serial=ID]`, in Cloud
+/// Hypervisor's convention.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DiskConfig {
+    /// The raw image file (or block device).
+    pub path: PathBuf,
+    /// The guest may not write (`readonly=on`).
+    pub readonly: bool,
+    /// The ID the guest reads with VIRTIO_BLK_T_GET_ID (`serial=`), at most
+    /// 20 bytes; empty when not given.
+    pub serial: String,
+}
+
+/// The longest `serial=` of a disk: virtio-blk's ID is 20 bytes.
+pub const DISK_SERIAL_MAX: usize = 20;
+
+/// Errors of a `--disk` or `--net` value, each naming the fix.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum DeviceSpecError {
+    /// A field without `=`.
+    #[error("{option} {spec:?}: '{field}' is not KEY=VALUE; write it as {syntax}")]
+    NotKeyValue {
+        /// The option.
+        option: &'static str,
+        /// The whole value.
+        spec: String,
+        /// The bad field.
+        field: String,
+        /// The option's syntax.
+        syntax: &'static str,
+    },
+    /// A key the option does not know.
+    #[error("{option} {spec:?}: unknown key '{key}'; the keys are {keys}")]
+    UnknownKey {
+        /// The option.
+        option: &'static str,
+        /// The whole value.
+        spec: String,
+        /// The key.
+        key: String,
+        /// The keys it knows.
+        keys: &'static str,
+    },
+    /// A key given twice.
+    #[error("{option} {spec:?}: '{key}' is given twice")]
+    DuplicateKey {
+        /// The option.
+        option: &'static str,
+        /// The whole value.
+        spec: String,
+        /// The key.
+        key: String,
+    },
+    /// A required key is missing.
+    #[error("{option} {spec:?}: '{key}=' is missing; write it as {syntax}")]
+    MissingKey {
+        /// The option.
+        option: &'static str,
+        /// The whole value.
+        spec: String,
+        /// The key.
+        key: &'static str,
+        /// The option's syntax.
+        syntax: &'static str,
+    },
+    /// A value that is not what the key takes.
+    #[error("{option} {spec:?}: {key}={value:?}: {expected}")]
+    BadValue {
+        /// The option.
+        option: &'static str,
+        /// The whole value.
+        spec: String,
+        /// The key.
+        key: &'static str,
+        /// The value given.
+        value: String,
+        /// What the key takes.
+        expected: &'static str,
+    },
+}
+
+/// The syntax of `--disk`, as errors and `--help` show it.
+pub const DISK_SYNTAX: &str = "path=IMAGE[,readonly=on|off][,serial=ID]";
+
+/// Splits `KEY=VALUE,KEY=VALUE` into pairs, each key at most once and
+/// among `keys`.
+fn key_values<'a>(
+    option: &'static str,
+    spec: &'a str,
+    keys: &[&str],
+    syntax: &'static str,
+    keys_text: &'static str,
+) -> Result<Vec<(&'a str, &'a str)>, DeviceSpecError> {
+    let mut pairs: Vec<(&str, &str)> = Vec::new();
+    for field in spec.split(',') {
+        let Some((key, value)) = field.split_once('=') else {
+            return Err(DeviceSpecError::NotKeyValue {
+                option,
+                spec: spec.to_string(),
+                field: field.to_string(),
+                syntax,
+            });
+        };
+        if !keys.contains(&key) {
+            return Err(DeviceSpecError::UnknownKey {
+                option,
+                spec: spec.to_string(),
+                key: key.to_string(),
+                keys: keys_text,
+            });
+        }
+        if pairs.iter().any(|(k, _)| *k == key) {
+            return Err(DeviceSpecError::DuplicateKey {
+                option,
+                spec: spec.to_string(),
+                key: key.to_string(),
+            });
+        }
+        pairs.push((key, value));
+    }
+    Ok(pairs)
+}
+
+fn on_off(
+    option: &'static str,
+    spec: &str,
+    key: &'static str,
+    value: &str,
+) -> Result<bool, DeviceSpecError> {
+    match value {
+        "on" => Ok(true),
+        "off" => Ok(false),
+        _ => Err(DeviceSpecError::BadValue {
+            option,
+            spec: spec.to_string(),
+            key,
+            value: value.to_string(),
+            expected: "write on or off",
+        }),
+    }
+}
+
+impl std::str::FromStr for DiskConfig {
+    type Err = DeviceSpecError;
+
+    fn from_str(spec: &str) -> Result<Self, Self::Err> {
+        const OPTION: &str = "--disk";
+        let pairs = key_values(
+            OPTION,
+            spec,
+            &["path", "readonly", "serial"],
+            DISK_SYNTAX,
+            "path, readonly and serial",
+        )?;
+        let mut disk = DiskConfig {
+            path: PathBuf::new(),
+            readonly: false,
+            serial: String::new(),
+        };
+        let mut has_path = false;
+        for (key, value) in pairs {
+            match key {
+                "path" => {
+                    if value.is_empty() {
+                        return Err(DeviceSpecError::BadValue {
+                            option: OPTION,
+                            spec: spec.to_string(),
+                            key: "path",
+                            value: value.to_string(),
+                            expected: "give the image's path",
+                        });
+                    }
+                    disk.path = PathBuf::from(value);
+                    has_path = true;
+                }
+                "readonly" => disk.readonly = on_off(OPTION, spec, "readonly", value)?,
+                _ => {
+                    if value.len() > DISK_SERIAL_MAX || !value.bytes().all(|b| b.is_ascii_graphic())
+                    {
+                        return Err(DeviceSpecError::BadValue {
+                            option: OPTION,
+                            spec: spec.to_string(),
+                            key: "serial",
+                            value: value.to_string(),
+                            expected: "at most 20 printable ASCII characters, no spaces",
+                        });
+                    }
+                    disk.serial = value.to_string();
+                }
+            }
+        }
+        if !has_path {
+            return Err(DeviceSpecError::MissingKey {
+                option: OPTION,
+                spec: spec.to_string(),
+                key: "path",
+                syntax: DISK_SYNTAX,
+            });
+        }
+        Ok(disk)
+    }
+}
+
 /// A validated VM configuration.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct VmConfig {
@@ -118,6 +327,8 @@ pub struct VmConfig {
     pub stats: bool,
     /// How long the guest has to shut down after SIGTERM or SIGINT.
     pub shutdown_grace: Duration,
+    /// The virtio-blk disks, in PCI slot order.
+    pub disks: Vec<DiskConfig>,
 }
 
 impl VmConfig {
@@ -133,6 +344,7 @@ impl VmConfig {
             name: "vm".to_string(),
             stats: false,
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
+            disks: Vec::new(),
         }
     }
 
@@ -159,6 +371,9 @@ impl VmConfig {
                 requested: self.cpus,
                 max: MAX_CPUS,
             });
+        }
+        if self.disks.len() > MAX_PCI_DEVICES {
+            return Err(ConfigError::TooManyDevices(self.disks.len()));
         }
         Ok(())
     }
@@ -230,6 +445,74 @@ mod tests {
         assert_eq!(
             c.validate_host_memory(1 << 30).unwrap_err().to_string(),
             "--memory 2G is bigger than the host's RAM (1024 MiB)"
+        );
+    }
+
+    #[test]
+    fn disk_specs_parse() {
+        let d: DiskConfig = "path=/img".parse().unwrap();
+        assert_eq!(
+            d,
+            DiskConfig {
+                path: "/img".into(),
+                readonly: false,
+                serial: String::new()
+            }
+        );
+        let d: DiskConfig = "readonly=on,serial=disk-1,path=/a/b.raw".parse().unwrap();
+        assert!(d.readonly);
+        assert_eq!(d.serial, "disk-1");
+        assert_eq!(d.path, PathBuf::from("/a/b.raw"));
+        assert!(
+            !"path=/x,readonly=off"
+                .parse::<DiskConfig>()
+                .unwrap()
+                .readonly
+        );
+        // A path may hold '=' after the first one.
+        assert_eq!(
+            "path=/x=y".parse::<DiskConfig>().unwrap().path,
+            PathBuf::from("/x=y")
+        );
+    }
+
+    #[test]
+    fn bad_disk_specs_name_the_fix() {
+        let err = |s: &str| s.parse::<DiskConfig>().unwrap_err().to_string();
+        assert_eq!(
+            err("/img"),
+            "--disk \"/img\": '/img' is not KEY=VALUE; write it as path=IMAGE[,readonly=on|off][,serial=ID]"
+        );
+        assert_eq!(
+            err("path=/img,ro=on"),
+            "--disk \"path=/img,ro=on\": unknown key 'ro'; the keys are path, readonly and serial"
+        );
+        assert_eq!(
+            err("path=/a,path=/b"),
+            "--disk \"path=/a,path=/b\": 'path' is given twice"
+        );
+        assert_eq!(
+            err("readonly=on"),
+            "--disk \"readonly=on\": 'path=' is missing; write it as path=IMAGE[,readonly=on|off][,serial=ID]"
+        );
+        assert_eq!(
+            err("path=/a,readonly=yes"),
+            "--disk \"path=/a,readonly=yes\": readonly=\"yes\": write on or off"
+        );
+        assert!(err("path=/a,serial=012345678901234567890").contains("at most 20 printable"));
+        assert!(err("path=").contains("give the image's path"));
+        assert!(err("").contains("is not KEY=VALUE"));
+    }
+
+    #[test]
+    fn the_bus_limits_the_devices() {
+        let mut c = VmConfig::new("/k");
+        c.disks = vec!["path=/x".parse().unwrap(); MAX_PCI_DEVICES];
+        assert_eq!(c.validate(), Ok(()));
+        c.disks.push("path=/y".parse().unwrap());
+        assert_eq!(
+            c.validate().unwrap_err().to_string(),
+            "32 devices asked for: PCI bus 0 has room for 31 (32 slots, the host bridge takes one); give fewer --disk and --net options"
         );
     }
 

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use critmem_abi::units;
-use vmm::config::{self, MemorySpec, VmConfig};
+use vmm::config::{self, DiskConfig, MemorySpec, VmConfig};
 use vmm::memory::hugetlb::HugePageSize;
 use vmm::vstate::exit::{signal_name, VmExit, STATUS_VMM_ERROR};
 use vmm::vstate::vcpu_state::VcpuState;
@@ -67,6 +67,13 @@ struct Cli {
     /// type Ctrl-Alt-Del on its keyboard; then vmm stops it (status 7).
     #[arg(long, value_name = "SECONDS", default_value_t = config::DEFAULT_SHUTDOWN_GRACE.as_secs())]
     shutdown_timeout: u64,
+    /// A virtio-blk disk on a raw image file (or block device); repeat for
+    /// more: path=IMAGE[,readonly=on|off][,serial=ID]. readonly=on
+    /// refuses the guest's writes; serial= is the ID the guest reads
+    /// (/sys/block/vdX/serial), at most 20 characters. Flushes reach the
+    /// image with fdatasync, and vmm flushes it again when the VM ends.
+    #[arg(long, value_name = "path=IMAGE,...")]
+    disk: Vec<DiskConfig>,
 }
 
 fn parse_size(s: &str) -> Result<u64, String> {
@@ -96,6 +103,7 @@ impl Cli {
             name: self.name,
             stats: self.stats,
             shutdown_grace: Duration::from_secs(self.shutdown_timeout),
+            disks: self.disk,
         }
     }
 }

@@ -29,8 +29,12 @@ use kvm_bindings::KVM_MAX_CPUID_ENTRIES;
 use kvm_ioctls::Kvm;
 use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 
+use crate::arch::x86_64::layout;
 use crate::config::{self, ConfigError, VmConfig};
+use crate::devices::pci::{BarAllocator, PciError, PciFunction, PciRoot};
 use crate::devices::serial::{self, ConsoleWriter};
+use crate::devices::virtio::block::{self, Block, DiskError, DiskImage};
+use crate::devices::virtio::pci::{self as virtio_pci, VirtioPciError, VirtioPciFunction};
 use crate::devices::{
     acpi_pm::{self, AcpiPm},
     i8042::{self, I8042},
@@ -41,6 +45,7 @@ use crate::memory::{GuestRam, MemoryError};
 use crate::stats::{KvmStats, Stage2Counts};
 use crate::terminal::{self, TerminalError};
 use crate::vstate::exit::{StopReason, VmExit};
+use crate::vstate::msi::{GsiRouter, KvmMsiSink, KvmNotifyRegistrar, MsiError};
 use crate::vstate::vcpu::{Vcpu, VcpuError, VcpuHandle};
 use crate::vstate::vcpu_state::VcpuState;
 use crate::vstate::vm::{Vm, VmError};
@@ -89,6 +94,85 @@ pub enum RunError {
     /// SIGTERM and SIGINT could not be taken over.
     #[error("cannot block SIGTERM and SIGINT")]
     Signals(#[source] std::io::Error),
+    /// A disk image could not be opened.
+    #[error(transparent)]
+    Disk(#[from] DiskError),
+    /// Two read-write disks are one image.
+    #[error("--disk path={first} and --disk path={second} are the same image, and a guest writing it through two disks would corrupt it; give one of them readonly=on (both, to share it read-only), or use a copy")]
+    SameImage {
+        /// The first disk's path.
+        first: String,
+        /// The second disk's path.
+        second: String,
+    },
+    /// The PCI bus or its memory window is full.
+    #[error(transparent)]
+    Pci(#[from] PciError),
+    /// A virtio-pci function could not be built.
+    #[error(transparent)]
+    VirtioPci(#[from] VirtioPciError),
+    /// MSI delivery could not be set up.
+    #[error(transparent)]
+    Msi(#[from] MsiError),
+}
+
+/// Opens every disk image, and refuses one image given twice unless every
+/// use of it is read-only.
+fn open_disks(config: &VmConfig) -> Result<Vec<DiskImage>, RunError> {
+    let mut disks: Vec<DiskImage> = Vec::with_capacity(config.disks.len());
+    for d in &config.disks {
+        // Two opens of one image in this process conflict on its lock too,
+        // but the lock cannot say it was this process: compare identities
+        // first, for an error that names both options.
+        if let Ok(m) = std::fs::metadata(&d.path) {
+            use std::os::unix::fs::MetadataExt;
+            let id = (m.dev(), m.ino());
+            if let Some(other) = disks
+                .iter()
+                .find(|o| o.identity().ok() == Some(id) && !(o.readonly() && d.readonly))
+            {
+                return Err(RunError::SameImage {
+                    first: other.path().display().to_string(),
+                    second: d.path.display().to_string(),
+                });
+            }
+        }
+        disks.push(DiskImage::open(d)?);
+    }
+    Ok(disks)
+}
+
+/// Puts each disk on the PCI bus as a virtio-blk function, its BAR from
+/// the 32-bit window and its vectors routed through KVM.
+fn virtio_functions(
+    vm: &Vm,
+    ram: &GuestRam,
+    disks: Vec<DiskImage>,
+) -> Result<Vec<Arc<VirtioPciFunction>>, RunError> {
+    let router = Arc::new(GsiRouter::new(vm.shared_fd()));
+    let mut bars = BarAllocator::new(layout::PCI_MMIO32_START, layout::PCI_MMIO32_LAST);
+    let mut functions = Vec::with_capacity(disks.len());
+    for (i, disk) in disks.into_iter().enumerate() {
+        let name = format!("blk{i}");
+        log::info!(
+            "{name}: {} ({} sectors{})",
+            disk.path().display(),
+            disk.sectors(),
+            if disk.readonly() { ", read-only" } else { "" }
+        );
+        let device = Block::new(name, disk);
+        let vectors = virtio_pci::vectors_for(1);
+        let function = VirtioPciFunction::new(
+            Box::new(device),
+            block::PCI_CLASS,
+            bars.allocate(virtio_pci::BAR_SIZE)?,
+            ram.memory().clone(),
+            Box::new(KvmMsiSink::new(Arc::clone(&router), vectors)?),
+            Box::new(KvmNotifyRegistrar::new(vm.shared_fd())),
+        )?;
+        functions.push(Arc::new(function));
+    }
+    Ok(functions)
 }
 
 /// Progress the caller may show while the VM runs.
@@ -205,6 +289,7 @@ pub fn run(config: &VmConfig, on_event: &mut dyn FnMut(RunEvent)) -> Result<RunR
     config.validate_host_memory(config::host_memory_total().map_err(RunError::HostMemory)?)?;
     loader::check_kernel(&config.kernel)?;
     loader::check_initrd(config.initramfs.as_deref())?;
+    let disks = open_disks(config)?;
 
     let (tx, rx) = mpsc::channel();
     take_shutdown_signals(tx.clone())?;
@@ -223,7 +308,7 @@ pub fn run(config: &VmConfig, on_event: &mut dyn FnMut(RunEvent)) -> Result<RunR
     );
     ram.register(vm.fd())?;
 
-    let result = boot_and_run(config, &kvm, &vm, &ram, started, tx, rx, on_event);
+    let result = boot_and_run(config, &kvm, &vm, &ram, disks, started, tx, rx, on_event);
     // Every vCPU thread has been joined by now; the VM must go before the
     // memory it maps.
     drop(vm);
@@ -237,6 +322,7 @@ fn boot_and_run(
     kvm: &Kvm,
     vm: &Vm,
     ram: &GuestRam,
+    disks: Vec<DiskImage>,
     started: Instant,
     tx: Sender<Message>,
     rx: mpsc::Receiver<Message>,
@@ -256,10 +342,18 @@ fn boot_and_run(
         .register_irqfd(&i8042_evt, i8042::IRQ)
         .map_err(|e| RunError::Kvm("register the i8042 irqfd", e))?;
     let acpi = AcpiPm::new(Box::new(vm.irq_line(acpi_pm::SCI_IRQ)?));
+    let virtio = virtio_functions(vm, ram, disks)?;
+    let pci = PciRoot::with_functions(
+        virtio
+            .iter()
+            .map(|f| Arc::clone(f) as Arc<dyn PciFunction>)
+            .collect(),
+    )?;
     let bus = Arc::new(PioBus::new(
         serial.clone(),
         I8042::new(Some(i8042_evt)),
         acpi,
+        pci,
     ));
 
     let supported = kvm
@@ -303,6 +397,10 @@ fn boot_and_run(
 
     let exit = wait_for_exit(config, &rx, &bus, stats.as_ref().ok(), on_event);
     let stopped = stop_vcpus(handles);
+    // The devices finish the request they serve and flush their disks.
+    for f in &virtio {
+        f.shut_down();
+    }
     let stopped_vcpus = match exit {
         VmExit::Stopped { .. } | VmExit::Error(_) => stopped,
         VmExit::Reset | VmExit::PowerOff | VmExit::Fault(_) => Vec::new(),

@@ -11,6 +11,7 @@ mod critmem_dev;
 mod cut;
 mod exit_port;
 mod fault_kernel;
+mod file_gpa;
 mod kvm_selftest;
 mod map_file;
 mod memwrite;
@@ -63,6 +64,12 @@ enum Command {
         /// Where to write it.
         #[arg(long)]
         out: String,
+    },
+    /// Print the physical address of FILE's first page once read (in a
+    /// guest: the guest-physical address virtio-blk DMA'd it to).
+    FileGpa {
+        /// The file.
+        file: String,
     },
     /// Read LEN (at most 4096) bytes of physical memory (/dev/mem or /proc/kcore).
     Physread {
@@ -171,6 +178,7 @@ fn main() -> ExitCode {
         Command::Cut(a) => cut::run(&a),
         Command::FaultKernel { out } => fault_kernel::run(&out),
         Command::Physread { addr, len, via } => phys::read(addr, len, via),
+        Command::FileGpa { file } => file_gpa::run(&file),
         Command::Physcheck {
             addr,
             len,

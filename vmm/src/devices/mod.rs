@@ -1,5 +1,5 @@
-//! The legacy port-I/O devices and the bus that dispatches vCPU port
-//! accesses to them.
+//! The devices, and the bus that dispatches vCPU port and memory accesses
+//! to them.
 //!
 //! | ports         | device                                  |
 //! |---------------|-----------------------------------------|
@@ -7,8 +7,13 @@
 //! | 0x60, 0x64    | i8042 ([`i8042`]): keyboard, reset line, IRQ 1 |
 //! | 0x70-0x71     | CMOS: reads 0                            |
 //! | 0x600-0x608   | ACPI PM1a event and control blocks, reset register ([`acpi_pm`]), SCI on IRQ 9 |
-//! | 0xcf8-0xcff   | PCI configuration mechanism #1 ([`pci`]): bus 0, the host bridge at 00:00.0 |
+//! | 0xcf8-0xcff   | PCI configuration mechanism #1 ([`pci`]): bus 0, the host bridge at 00:00.0, virtio devices ([`virtio`]) from 00:01.0 |
 //! | anything else | reads all-ones, writes ignored           |
+//!
+//! Memory accesses that KVM does not handle (outside guest RAM, the LAPIC
+//! and the I/O APIC) go to the PCI root, whose devices' BARs are in the
+//! 32-bit window of [`crate::arch::x86_64::layout`]; elsewhere they read
+//! all-ones.
 //!
 //! The PIC, PIT (0x40-0x43, 0x61) and I/O APIC are KVM's in-kernel devices
 //! and never reach userspace.
@@ -17,6 +22,7 @@ pub mod acpi_pm;
 pub mod i8042;
 pub mod pci;
 pub mod serial;
+pub mod virtio;
 
 use std::sync::{Arc, Mutex};
 
@@ -37,7 +43,7 @@ pub trait LevelIrq: Send + Sync {
     fn set(&self, asserted: bool) -> std::io::Result<()>;
 }
 
-/// The port-I/O bus shared by all vCPU threads.
+/// The port-I/O and MMIO bus shared by all vCPU threads.
 #[derive(Debug)]
 pub struct PioBus {
     serial: Arc<Mutex<serial::SerialDevice>>,
@@ -47,18 +53,30 @@ pub struct PioBus {
 }
 
 impl PioBus {
-    /// A bus with the given serial port, i8042 and ACPI PM registers.
+    /// A bus with the given serial port, i8042, ACPI PM registers and PCI
+    /// root.
     pub fn new(
         serial: Arc<Mutex<serial::SerialDevice>>,
         i8042: i8042::I8042,
         acpi_pm: acpi_pm::AcpiPm,
+        pci: pci::PciRoot,
     ) -> Self {
         PioBus {
             serial,
             i8042,
             acpi_pm,
-            pci: pci::PciRoot::new(),
+            pci,
         }
+    }
+
+    /// A memory read at guest-physical `address` that KVM left to `vmm`.
+    pub fn mmio_read(&self, address: u64, data: &mut [u8]) {
+        self.pci.mmio_read(address, data);
+    }
+
+    /// A memory write at guest-physical `address` that KVM left to `vmm`.
+    pub fn mmio_write(&self, address: u64, data: &[u8]) {
+        self.pci.mmio_write(address, data);
     }
 
     /// The i8042, to type Ctrl-Alt-Del.

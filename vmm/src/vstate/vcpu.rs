@@ -312,8 +312,8 @@ impl Vcpu {
                     }
                     None => {}
                 },
-                Ok(VcpuExit::MmioRead(_, data)) => data.fill(0xff),
-                Ok(VcpuExit::MmioWrite(..)) => {}
+                Ok(VcpuExit::MmioRead(address, data)) => bus.mmio_read(address, data),
+                Ok(VcpuExit::MmioWrite(address, data)) => bus.mmio_write(address, data),
                 Ok(VcpuExit::Shutdown) => break Some(self.fault(FaultKind::TripleFault)),
                 Ok(VcpuExit::SystemEvent(kind, _)) => {
                     break Some(match kind {

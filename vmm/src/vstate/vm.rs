@@ -3,6 +3,7 @@
 //! interrupt line of its irqchip that a device can own.
 
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
+use std::sync::Arc;
 
 use kvm_bindings::{kvm_irq_level, kvm_pit_config, KVM_PIT_SPEAKER_DUMMY};
 use kvm_ioctls::{Cap, Kvm, VmFd};
@@ -55,19 +56,23 @@ const KVMIO: u32 = 0xae;
 const HOST_TSC_RATE: u64 = 0;
 
 /// Capabilities the VM cannot do without.
-const REQUIRED_CAPS: [(Cap, &str); 6] = [
+const REQUIRED_CAPS: [(Cap, &str); 9] = [
     (Cap::Irqchip, "KVM_CAP_IRQCHIP"),
     (Cap::Irqfd, "KVM_CAP_IRQFD"),
     (Cap::Pit2, "KVM_CAP_PIT2"),
     (Cap::UserMemory, "KVM_CAP_USER_MEMORY"),
     (Cap::ExtCpuid, "KVM_CAP_EXT_CPUID"),
     (Cap::SetTssAddr, "KVM_CAP_SET_TSS_ADDR"),
+    // PCI devices: MSI routes, and queue notifications of any width.
+    (Cap::IrqRouting, "KVM_CAP_IRQ_ROUTING"),
+    (Cap::Ioeventfd, "KVM_CAP_IOEVENTFD"),
+    (Cap::IoeventfdNoLength, "KVM_CAP_IOEVENTFD_NO_LENGTH"),
 ];
 
 /// A KVM VM, ready for memory and vCPUs.
 #[derive(Debug)]
 pub struct Vm {
-    fd: VmFd,
+    fd: Arc<VmFd>,
 }
 
 impl Vm {
@@ -120,12 +125,19 @@ impl Vm {
                 kvm_ioctls::Error::last(),
             ));
         }
-        Ok(Vm { fd })
+        Ok(Vm { fd: Arc::new(fd) })
     }
 
     /// The VM fd.
     pub fn fd(&self) -> &VmFd {
         &self.fd
+    }
+
+    /// The VM fd, for the devices that program KVM while the VM runs
+    /// (MSI routes, ioeventfds). They must be dropped before guest memory
+    /// is, as the VM lives as long as its fd.
+    pub fn shared_fd(&self) -> Arc<VmFd> {
+        Arc::clone(&self.fd)
     }
 
     /// The irqchip input `irq`, for a device to drive at its own pace. It
