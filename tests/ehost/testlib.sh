@@ -157,6 +157,28 @@ slice_of() {
     cmtool map-file --slice-of "$1" "$2"
 }
 
+# press_power_button NAME PID: once the guest's acpid listens (its console
+# in /tmp/NAME.out), sends vmm PID SIGTERM, which presses the ACPI power
+# button, and waits for vmm; prints the console and vmm's stderr
+# (/tmp/NAME.err) and leaves vmm's exit status in _rc.
+press_power_button() {
+    wait_for "/tmp/$1.out" "CRITMEM-GUEST-ACPID" 30 || { cat "/tmp/$1.out" "/tmp/$1.err"; fail "$1: the guest's acpid did not start"; }
+    kill -TERM "$2"
+    wait "$2"
+    _rc=$?
+    cat "/tmp/$1.out" "/tmp/$1.err"
+}
+
+# slice_read NAME PID GPA LEN: reads LEN bytes of the critical VM PID's
+# guest-physical GPA as a third party, through host physical memory at its
+# slice's start + GPA; sets _start, _phys and _slice_data (`data=HEX`).
+slice_read() {
+    _start=$(slice_of "$2" start)
+    [ -n "$_start" ] || fail "$1: no slice of pid $2 in /proc/critmem: $(cat /proc/critmem)"
+    _phys=$(hex $((_start + $3)))
+    _slice_data=$(cmtool physread "$_phys" "$4")
+}
+
 # guest_whole NAME critical|normal CPUS KERNEL INITRAMFS [CMDLINE...]: a
 # guest's whole life as a user runs it, with every check a user would make:
 # - vmm boots KERNEL with CPUS vCPUs, 256 MiB and the extra CMDLINE, on a
@@ -191,19 +213,12 @@ guest_whole() {
     _pid=$!
     wait_for "$_out" "CRITMEM-GUEST-DEVMEM|CRITMEM-GUEST-DONE" 240 || { cat "$_out" "$_err"; fail "$_name: the guest did not write its marker"; }
     if [ "$_mode" = critical ]; then
-        _start=$(slice_of "$_pid" start)
-        [ -n "$_start" ] || fail "$_name: no slice of pid $_pid in /proc/critmem: $(cat /proc/critmem)"
-        _phys=$(hex $((_start + _gpa)))
-        _read_back=$(cmtool physread "$_phys" 4)
+        slice_read "$_name" "$_pid" "$_gpa" 4
+        _read_back=$_slice_data
     fi
     _during_free=$(critmem_key free)
     _scan=$(cmtool physscan "$(critmem_key start)" "$(critmem_key size)" "$_marker")
-    # Let acpid start before the press.
-    wait_for "$_out" "CRITMEM-GUEST-ACPID" 30 || { cat "$_out" "$_err"; fail "$_name: the guest's acpid did not start"; }
-    kill -TERM $_pid
-    wait $_pid
-    _rc=$?
-    cat "$_out" "$_err"
+    press_power_button "$_name" "$_pid"
     _log=$(cat "$_out")
     _vmm_log=$(cat "$_err")
     assert_eq "$_rc" 0 "$_name: vmm exit status after SIGTERM"
@@ -288,16 +303,10 @@ EOF_IMAGE
         # from outside while the guest still runs.
         _gpa=$(sed -n 's/^CRITMEM-GUEST-DISK-GPA file-gpa: gpa=\(0x[0-9a-f]*\) .*/\1/p' "$_out")
         [ -n "$_gpa" ] || { cat "$_out" "$_err"; kill -KILL $_pid; fail "$_name: the guest did not say where its page is"; }
-        _start=$(slice_of "$_pid" start)
-        [ -n "$_start" ] || fail "$_name: no slice of pid $_pid in /proc/critmem: $(cat /proc/critmem)"
-        _phys=$(hex $((_start + _gpa)))
-        _dma_read=$(cmtool physread "$_phys" 16)
+        slice_read "$_name" "$_pid" "$_gpa" 16
+        _dma_read=$_slice_data
     fi
-    wait_for "$_out" "CRITMEM-GUEST-ACPID" 30 || { cat "$_out" "$_err"; fail "$_name: the guest's acpid did not start"; }
-    kill -TERM $_pid
-    wait $_pid
-    _rc=$?
-    cat "$_out" "$_err"
+    press_power_button "$_name" "$_pid"
     _log=$(cat "$_out")
     assert_eq "$_rc" 0 "$_name: vmm exit status after SIGTERM"
     assert_match "$_log" "^CRITMEM-GUEST-PCI 0000:00:00\.0=1b36:0008 0000:00:01\.0=1af4:1042[[:space:]]*$" "$_name: the guest enumerated the host bridge and the virtio-blk function at 00:01.0"
@@ -324,5 +333,158 @@ EOF_IMAGE
         assert_eq "$(sha256sum <"$_check/in/known.bin" | cut -d' ' -f1)" "$_known" "$_name: in/known.bin in the image, unchanged"
         umount "$_check"
     fi
+    rm -f "$_img"
+}
+
+# The emulated host's end of the guest network, and the guest's address.
+NET_HOST_ADDR=10.0.2.1
+NET_GUEST_ADDR=10.0.2.2
+# How much each TCP transfer of net_case moves.
+NET_BYTES=67108864
+
+# make_tap NAME: a persistent tap that only root may attach to, at
+# NET_HOST_ADDR/24 and up, as an administrator makes one for vmm (`ip
+# tuntap add NAME mode tap user root`). Delete it with `tunctl -d NAME`.
+make_tap() {
+    # Open to all, as a distribution's udev rule makes it: who may attach
+    # to which tap is the tap's owner's business.
+    chmod 0666 /dev/net/tun
+    cmtool mktap "$1" --owner 0 >/dev/null || fail "cmtool mktap $1 failed"
+    ip addr add "$NET_HOST_ADDR/24" dev "$1" && ip link set "$1" up || fail "cannot bring $1 up"
+}
+
+# mb_per_s BYTES SECONDS: the rate, in MB/s to one decimal.
+mb_per_s() { awk -v b="$1" -v s="$2" 'BEGIN { if (s > 0) printf "%.1f", b / s / 1000000; else print "inf" }'; }
+
+# net_case NAME critical|normal KERNEL INITRAMFS [CMDLINE...]: a guest on
+# the network as a user runs it:
+# - the emulated host makes tap cmtap0 at NET_HOST_ADDR, and vmm boots
+#   KERNEL with `--net tap=cmtap0,mac=...` on a critmem slice or anonymous
+#   memory;
+# - the guest finds the virtio-net function at 00:01.0, its eth0 has the
+#   MAC given, and it comes up at NET_GUEST_ADDR;
+# - the guest pings the host, and the host pings the guest;
+# - the guest sends NET_BYTES of a pattern to the host over TCP (busybox
+#   nc), and the host checks the sha256 of what arrived; the host sends
+#   NET_BYTES of another pattern, and the guest's sha256 of what arrived
+#   is checked against it;
+# - both directions completed through the device's MSI-X vectors;
+# - SIGTERM powers the guest off; vmm exits 0, counts the frames it moved,
+#   and leaves the tap as it was (it is the administrator's to delete).
+# Prints the guest's send and receive rates as `note:` lines.
+net_case() {
+    _name=$1 _mode=$2 _kernel=$3 _initrd=$4
+    shift 4
+    _out=/tmp/$_name.out _err=/tmp/$_name.err _tap=cmtap0 _mac=52:54:00:c0:ff:ee
+    _up_seed=seq:0x7570000000000000 _down_seed=seq:0x646f776e00000000
+    _up_want=$(cmtool stream $_up_seed $NET_BYTES | sha256sum | cut -d' ' -f1)
+    _down_want=$(cmtool stream $_down_seed $NET_BYTES | sha256sum | cut -d' ' -f1)
+    make_tap $_tap
+    _memopt=
+    [ "$_mode" = critical ] && _memopt=--critical-mem
+    note "$_name: $_mode VM, $(basename "$_kernel"), --net tap=$_tap,mac=$_mac; $NET_BYTES bytes each way"
+    # The host's two ends: one receives the guest's upload (its standard
+    # input a FIFO that never ends, for busybox nc stops at the end of its
+    # standard input), the other sends the download.
+    rm -f /tmp/$_name.hold /tmp/$_name.up
+    mkfifo /tmp/$_name.hold
+    (nc -l -p 5001 <>/tmp/$_name.hold | sha256sum | cut -d' ' -f1 >/tmp/$_name.up) &
+    _up_pid=$!
+    (cmtool stream $_down_seed $NET_BYTES | nc -l -p 5002) &
+    _down_pid=$!
+    # shellcheck disable=SC2086
+    RUST_LOG=info vmm --kernel "$_kernel" --initramfs "$_initrd" --memory 256M $_memopt \
+        --net "tap=$_tap,mac=$_mac" --shutdown-timeout 60 \
+        --cmdline "console=ttyS0 panic=-1 i8042.noaux guest.net=$NET_GUEST_ADDR/24 guest.net_peer=$NET_HOST_ADDR guest.net_bytes=$NET_BYTES guest.net_seed=$_up_seed guest.sleep=600 $*" \
+        >"$_out" 2>"$_err" </dev/null &
+    _pid=$!
+    wait_for "$_out" "CRITMEM-GUEST-NET-DONE|CRITMEM-GUEST-DONE" 600 ||
+        { cat "$_out" "$_err"; kill -KILL $_pid $_up_pid $_down_pid; fail "$_name: the guest did not finish its network work"; }
+    _host_ping=$(ping -c 3 -W 10 $NET_GUEST_ADDR 2>&1 | sed -n 's/.* \([0-9]*\) packets received.*/\1/p')
+    press_power_button "$_name" "$_pid"
+    wait $_up_pid $_down_pid
+    _log=$(cat "$_out")
+    _vmm_log=$(cat "$_err")
+    assert_eq "$_rc" 0 "$_name: vmm exit status after SIGTERM"
+    assert_no_match "$_log" "CRITMEM-GUEST-ERROR" "$_name: no guest-side error"
+    assert_match "$_log" "^CRITMEM-GUEST-PCI 0000:00:00\.0=1b36:0008 0000:00:01\.0=1af4:1041[[:space:]]*$" "$_name: the guest enumerated the host bridge and the virtio-net function at 00:01.0"
+    assert_match "$_log" "^CRITMEM-GUEST-NET dev=eth0 mac=$_mac" "$_name: the guest's eth0 has the MAC given"
+    assert_match "$_log" "^CRITMEM-GUEST-NET-PING to=$NET_HOST_ADDR received=3" "$_name: the guest pinged the host: 3 of 3 replies"
+    assert_eq "$_host_ping" 3 "$_name: the host pinged the guest: replies received"
+    assert_match "$_log" "^CRITMEM-GUEST-NET-SENT bytes=$NET_BYTES " "$_name: the guest's nc sent its data"
+    assert_eq "$(cat /tmp/$_name.up)" "$_up_want" "$_name: sha256 of what the host received from the guest"
+    assert_match "$_log" "^CRITMEM-GUEST-NET-RECEIVED sha256=$_down_want " "$_name: sha256 of what the guest received from the host"
+    assert_match "$_log" "^CRITMEM-GUEST-NET-IRQS .*virtio0-input\.0=[1-9][0-9]*\(PCI-MSIX" "$_name: received frames completed through the input queue's MSI-X vector"
+    assert_match "$_log" "^CRITMEM-GUEST-NET-IRQS .*virtio0-output\.0=[0-9]+\(PCI-MSIX" "$_name: the output queue has its own MSI-X vector"
+    assert_match "$_vmm_log" "INFO +vmm::runner\] net0: tap $_tap, mac $_mac$" "$_name: vmm's line for the interface"
+    assert_match "$_vmm_log" "INFO +vmm::devices::virtio::net\] net0: [1-9][0-9]* frames received, [1-9][0-9]* sent; dropped: 0 too big for the guest's buffer, 0 malformed, 0 refused by tap $_tap$" "$_name: vmm's frame counts at the end: none dropped"
+    assert_match "$_log" "^CRITMEM-GUEST-POWEROFF" "$_name: the guest powered off"
+    [ -d /sys/class/net/$_tap ] || fail "$_name: vmm took the administrator's tap with it"
+    ok "$_name: the tap outlives vmm"
+    _sent_s=$(sed -n 's/^CRITMEM-GUEST-NET-SENT .* seconds=\([0-9.]*\).*/\1/p' "$_out")
+    _recv_s=$(sed -n 's/^CRITMEM-GUEST-NET-RECEIVED .* seconds=\([0-9.]*\).*/\1/p' "$_out")
+    note "$_name: guest to host $(mb_per_s $NET_BYTES "$_sent_s") MB/s ($_sent_s s), host to guest $(mb_per_s $NET_BYTES "$_recv_s") MB/s ($_recv_s s)"
+    tunctl -d $_tap >/dev/null
+    rm -f /tmp/$_name.hold /tmp/$_name.up
+}
+
+# rootdisk_case NAME critical|normal KERNEL [INITRAMFS]: a guest whose root
+# is a virtio-blk disk, as a user boots one:
+# - the image is an ext4 filesystem made with `mkfs.ext4 -d` from the
+#   guest's own busybox root (tests/guest/init as /init), with a marker in
+#   /etc/critmem-root;
+# - vmm boots KERNEL with `root=/dev/vda rw`: straight from the disk
+#   (a kernel with virtio_blk and ext4 built in), or through INITRAMFS,
+#   whose init loads the kernel's modules, mounts /dev/vda and switches to
+#   its /init (a kernel with virtio_blk as a module, as Debian's);
+# - the guest's / is /dev/vda, ext4, and holds the marker; the guest
+#   writes /out/root.bin;
+# - SIGTERM powers the guest off, which remounts / read-only first; the
+#   emulated host mounts the image read-only (which fails on a journal left
+#   dirty) and finds /out/root.bin with the guest's sha256.
+rootdisk_case() {
+    _name=$1 _mode=$2 _kernel=$3 _initrd=${4:-}
+    _img=/tmp/$_name.img _out=/tmp/$_name.out _err=/tmp/$_name.err _marker="root of $_name $(random_u32)"
+    _tree=$(mktemp -d)
+    (cd "$_tree" && zcat "$GUEST_INITRAMFS" | cpio -idm 2>/dev/null) || fail "$_name: cannot unpack $GUEST_INITRAMFS"
+    # The modules are the initramfs's to load.
+    rm -rf "$_tree/lib/critmem/modules"
+    mkdir -p "$_tree/etc" "$_tree/dev"
+    echo "$_marker" >"$_tree/etc/critmem-root"
+    mknod "$_tree/dev/console" c 5 1
+    /sbin/mkfs.ext4 -q -F -d "$_tree" "$_img" 64M >/dev/null 2>&1 || fail "mkfs.ext4 -d $_tree $_img failed"
+    rm -rf "$_tree"
+    _memopt= _initopt=
+    [ "$_mode" = critical ] && _memopt=--critical-mem
+    [ -n "$_initrd" ] && _initopt="--initramfs $_initrd"
+    note "$_name: $_mode VM, $(basename "$_kernel")${_initrd:+ with $(basename "$_initrd")}, root=/dev/vda on $_img"
+    # shellcheck disable=SC2086
+    vmm --kernel "$_kernel" $_initopt --memory 256M $_memopt \
+        --disk "path=$_img,serial=$_name" --shutdown-timeout 60 \
+        --cmdline "console=ttyS0 panic=-1 i8042.noaux root=/dev/vda rw init=/init guest.root=1 guest.sleep=600" \
+        >"$_out" 2>"$_err" </dev/null &
+    _pid=$!
+    wait_for "$_out" "CRITMEM-GUEST-ROOT-WRITTEN|CRITMEM-GUEST-ERROR|CRITMEM-GUEST-DONE|Kernel panic" 240 ||
+        { cat "$_out" "$_err"; kill -KILL $_pid; fail "$_name: the guest did not come up on its root disk"; }
+    press_power_button "$_name" "$_pid"
+    _log=$(cat "$_out")
+    assert_eq "$_rc" 0 "$_name: vmm exit status after SIGTERM"
+    assert_no_match "$_log" "CRITMEM-GUEST-ERROR|Kernel panic" "$_name: no guest-side error"
+    if [ -n "$_initrd" ]; then
+        assert_match "$_log" "^CRITMEM-GUEST-SWITCH-ROOT dev=/dev/vda" "$_name: the initramfs mounted /dev/vda and switched to it"
+    else
+        assert_match "$_log" "VFS: Mounted root \(ext4 filesystem\) on device [0-9]+:0" "$_name: the kernel mounted its root from the disk"
+    fi
+    _root=$(sed -n 's/^CRITMEM-GUEST-ROOT dev=\([0-9:]*\) vda=\([0-9:]*\) .*/\1 \2/p' "$_out")
+    assert_eq "${_root% *}" "${_root#* }" "$_name: the device of the guest's / is /dev/vda's"
+    assert_match "$_log" "^CRITMEM-GUEST-ROOT dev=[0-9]+:0 vda=[0-9]+:0 fstype=ext4 marker=$_marker$" "$_name: the guest's / is ext4, the image's"
+    assert_match "$_log" "^CRITMEM-GUEST-POWEROFF" "$_name: the guest powered off"
+    _written=$(sed -n 's/^CRITMEM-GUEST-ROOT-WRITTEN sha256=\([0-9a-f]*\).*/\1/p' "$_out")
+    [ -n "$_written" ] || fail "$_name: the guest did not report its write"
+    _check=/tmp/$_name.check
+    mkdir -p "$_check"
+    mount -t ext4 -o loop,ro "$_img" "$_check" || fail "$_name: the image does not mount read-only (a journal left dirty?)"
+    assert_eq "$(sha256sum <"$_check/out/root.bin" | cut -d' ' -f1)" "$_written" "$_name: /out/root.bin in the image: sha256 as the guest wrote it"
+    umount "$_check"
     rm -f "$_img"
 }

@@ -60,6 +60,12 @@ pub enum ConfigError {
     /// More devices than PCI bus 0 has slots.
     #[error("{0} devices asked for: PCI bus 0 has room for {MAX_PCI_DEVICES} (32 slots, the host bridge takes one); give fewer --disk and --net options")]
     TooManyDevices(usize),
+    /// One tap given to two interfaces.
+    #[error("--net tap={0} is given twice; a tap carries one interface: create another (`ip tuntap add NAME mode tap`) for the second")]
+    SameTap(String),
+    /// One MAC given to two interfaces.
+    #[error("--net mac={0} is given twice; two NICs with one address break the network: give each its own, or leave mac= out for a random one")]
+    SameMac(String),
     /// More vCPUs than the guest's MP and ACPI tables can describe.
     #[error("--cpus {requested} exceeds the maximum of {max}: the guest's ACPI and MP tables give each vCPU an 8-bit APIC ID (0xff is broadcast, the I/O APIC takes one); use --cpus {max} or fewer")]
     TooManyCpus {
@@ -306,6 +312,137 @@ impl std::str::FromStr for DiskConfig {
     }
 }
 
+/// An Ethernet address, as `--net mac=` takes it and the guest's NIC
+/// reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct MacAddress(pub [u8; 6]);
+
+impl MacAddress {
+    /// Whether this is a group (multicast or broadcast) address, which no
+    /// NIC may have as its own.
+    pub fn is_group(&self) -> bool {
+        self.0[0] & 1 != 0
+    }
+
+    /// A random unicast address with the locally administered bit set, so
+    /// that it collides with no vendor's: the default of each `--net`
+    /// without `mac=`, as Cloud Hypervisor and QEMU users expect.
+    pub fn random_local(random: [u8; 6]) -> Self {
+        let mut bytes = random;
+        bytes[0] = (bytes[0] & !1) | 2;
+        MacAddress(bytes)
+    }
+}
+
+impl std::fmt::Display for MacAddress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let b = self.0;
+        write!(
+            f,
+            "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+            b[0], b[1], b[2], b[3], b[4], b[5]
+        )
+    }
+}
+
+/// Parses `xx:xx:xx:xx:xx:xx`.
+fn parse_mac(value: &str) -> Option<MacAddress> {
+    let mut bytes = [0u8; 6];
+    let mut parts = value.split(':');
+    for b in &mut bytes {
+        let part = parts.next()?;
+        if part.len() != 2 {
+            return None;
+        }
+        *b = u8::from_str_radix(part, 16).ok()?;
+    }
+    parts.next().is_none().then_some(MacAddress(bytes))
+}
+
+/// A network interface: `--net tap=NAME[,mac=MAC]`, in Cloud Hypervisor's
+/// convention.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NetConfig {
+    /// The host's tap interface, which must exist (`ip tuntap add`).
+    pub tap: String,
+    /// The guest NIC's address; random and locally administered when not
+    /// given.
+    pub mac: Option<MacAddress>,
+}
+
+/// The syntax of `--net`, as errors and `--help` show it.
+pub const NET_SYNTAX: &str = "tap=NAME[,mac=MAC]";
+
+/// The longest interface name Linux takes (IFNAMSIZ, less its NUL).
+pub const IFNAME_MAX: usize = 15;
+
+impl std::str::FromStr for NetConfig {
+    type Err = DeviceSpecError;
+
+    fn from_str(spec: &str) -> Result<Self, Self::Err> {
+        const OPTION: &str = "--net";
+        let pairs = key_values(OPTION, spec, &["tap", "mac"], NET_SYNTAX, "tap and mac")?;
+        let bad = |key, value: &str, expected| DeviceSpecError::BadValue {
+            option: OPTION,
+            spec: spec.to_string(),
+            key,
+            value: value.to_string(),
+            expected,
+        };
+        let mut net = NetConfig {
+            tap: String::new(),
+            mac: None,
+        };
+        for (key, value) in pairs {
+            if key == "tap" {
+                let valid = !value.is_empty()
+                    && value.len() <= IFNAME_MAX
+                    && value != "."
+                    && value != ".."
+                    && value
+                        .bytes()
+                        .all(|b| b.is_ascii_graphic() && b != b'/' && b != b':');
+                if !valid {
+                    return Err(bad(
+                        "tap",
+                        value,
+                        "an interface name of 1 to 15 characters, without '/', ':' or spaces",
+                    ));
+                }
+                net.tap = value.to_string();
+            } else {
+                let mac = parse_mac(value).ok_or_else(|| {
+                    bad("mac", value, "write six hex bytes, as 52:54:00:12:34:56")
+                })?;
+                if mac.is_group() {
+                    return Err(bad(
+                        "mac",
+                        value,
+                        "a multicast address (the first byte is odd) cannot be a NIC's own; clear its lowest bit",
+                    ));
+                }
+                if mac.0 == [0; 6] {
+                    return Err(bad(
+                        "mac",
+                        value,
+                        "the all-zero address cannot be a NIC's own",
+                    ));
+                }
+                net.mac = Some(mac);
+            }
+        }
+        if net.tap.is_empty() {
+            return Err(DeviceSpecError::MissingKey {
+                option: OPTION,
+                spec: spec.to_string(),
+                key: "tap",
+                syntax: NET_SYNTAX,
+            });
+        }
+        Ok(net)
+    }
+}
+
 /// A validated VM configuration.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct VmConfig {
@@ -329,6 +466,8 @@ pub struct VmConfig {
     pub shutdown_grace: Duration,
     /// The virtio-blk disks, in PCI slot order.
     pub disks: Vec<DiskConfig>,
+    /// The virtio-net interfaces, in PCI slot order after the disks.
+    pub nets: Vec<NetConfig>,
 }
 
 impl VmConfig {
@@ -345,6 +484,7 @@ impl VmConfig {
             stats: false,
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
             disks: Vec::new(),
+            nets: Vec::new(),
         }
     }
 
@@ -372,8 +512,21 @@ impl VmConfig {
                 max: MAX_CPUS,
             });
         }
-        if self.disks.len() > MAX_PCI_DEVICES {
-            return Err(ConfigError::TooManyDevices(self.disks.len()));
+        let devices = self.disks.len() + self.nets.len();
+        if devices > MAX_PCI_DEVICES {
+            return Err(ConfigError::TooManyDevices(devices));
+        }
+        for (i, net) in self.nets.iter().enumerate() {
+            let earlier = &self.nets[..i];
+            if earlier.iter().any(|n| n.tap == net.tap) {
+                return Err(ConfigError::SameTap(net.tap.clone()));
+            }
+            if let Some(mac) = net
+                .mac
+                .filter(|m| earlier.iter().any(|n| n.mac == Some(*m)))
+            {
+                return Err(ConfigError::SameMac(mac.to_string()));
+            }
         }
         Ok(())
     }
@@ -514,6 +667,98 @@ mod tests {
             c.validate().unwrap_err().to_string(),
             "32 devices asked for: PCI bus 0 has room for 31 (32 slots, the host bridge takes one); give fewer --disk and --net options"
         );
+    }
+
+    #[test]
+    fn disks_and_nets_share_the_bus() {
+        let mut c = VmConfig::new("/k");
+        c.disks = vec!["path=/x".parse().unwrap(); MAX_PCI_DEVICES - 1];
+        c.nets = vec!["tap=tap0".parse().unwrap()];
+        assert_eq!(c.validate(), Ok(()));
+        c.nets.push("tap=tap1".parse().unwrap());
+        assert_eq!(c.validate(), Err(ConfigError::TooManyDevices(32)));
+    }
+
+    #[test]
+    fn net_specs_parse() {
+        let n: NetConfig = "tap=tap0".parse().unwrap();
+        assert_eq!(
+            n,
+            NetConfig {
+                tap: "tap0".into(),
+                mac: None
+            }
+        );
+        let n: NetConfig = "mac=52:54:00:AB:cd:0f,tap=vm-net.1".parse().unwrap();
+        assert_eq!(n.mac, Some(MacAddress([0x52, 0x54, 0, 0xab, 0xcd, 0x0f])));
+        assert_eq!(n.mac.unwrap().to_string(), "52:54:00:ab:cd:0f");
+        assert_eq!(n.tap, "vm-net.1");
+    }
+
+    #[test]
+    fn bad_net_specs_name_the_fix() {
+        let err = |s: &str| s.parse::<NetConfig>().unwrap_err().to_string();
+        assert_eq!(
+            err("tap0"),
+            "--net \"tap0\": 'tap0' is not KEY=VALUE; write it as tap=NAME[,mac=MAC]"
+        );
+        assert_eq!(
+            err("tap=tap0,ip=10.0.0.1"),
+            "--net \"tap=tap0,ip=10.0.0.1\": unknown key 'ip'; the keys are tap and mac"
+        );
+        assert_eq!(
+            err("mac=52:54:00:00:00:01"),
+            "--net \"mac=52:54:00:00:00:01\": 'tap=' is missing; write it as tap=NAME[,mac=MAC]"
+        );
+        assert!(err("tap=a-name-of-16-chr").contains("1 to 15 characters"));
+        assert!(err("tap=../x").contains("without '/'"));
+        assert!(err("tap=").contains("1 to 15 characters"));
+        for mac in [
+            "52:54:00:00:00",
+            "52:54:00:00:00:01:02",
+            "5254.0000.0001",
+            "52:54:00:00:00:0g",
+            "52:54:0:00:00:01",
+        ] {
+            assert!(
+                err(&format!("tap=t,mac={mac}")).contains("write six hex bytes"),
+                "{mac}"
+            );
+        }
+        assert!(err("tap=t,mac=01:00:5e:00:00:01").contains("multicast"));
+        assert!(err("tap=t,mac=ff:ff:ff:ff:ff:ff").contains("multicast"));
+        assert!(err("tap=t,mac=00:00:00:00:00:00").contains("all-zero"));
+    }
+
+    #[test]
+    fn a_tap_or_a_mac_given_twice_is_refused() {
+        let mut c = VmConfig::new("/k");
+        c.nets = vec![
+            "tap=tap0,mac=52:54:00:00:00:01".parse().unwrap(),
+            "tap=tap1".parse().unwrap(),
+            "tap=tap2".parse().unwrap(),
+        ];
+        assert_eq!(c.validate(), Ok(()), "two random MACs are not the same MAC");
+        c.nets.push("tap=tap0".parse().unwrap());
+        assert_eq!(
+            c.validate().unwrap_err().to_string(),
+            "--net tap=tap0 is given twice; a tap carries one interface: create another (`ip tuntap add NAME mode tap`) for the second"
+        );
+        c.nets[3] = "tap=tap3,mac=52:54:00:00:00:01".parse().unwrap();
+        assert_eq!(
+            c.validate(),
+            Err(ConfigError::SameMac("52:54:00:00:00:01".into()))
+        );
+    }
+
+    #[test]
+    fn a_random_mac_is_local_unicast() {
+        for random in [[0xff; 6], [0; 6], [0x53, 1, 2, 3, 4, 5]] {
+            let mac = MacAddress::random_local(random);
+            assert!(!mac.is_group());
+            assert_eq!(mac.0[0] & 2, 2, "locally administered");
+            assert_eq!(mac.0[1..], random[1..]);
+        }
     }
 
     #[test]

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use critmem_abi::units;
-use vmm::config::{self, DiskConfig, MemorySpec, VmConfig};
+use vmm::config::{self, DiskConfig, MemorySpec, NetConfig, VmConfig};
 use vmm::memory::hugetlb::HugePageSize;
 use vmm::vstate::exit::{signal_name, VmExit, STATUS_VMM_ERROR};
 use vmm::vstate::vcpu_state::VcpuState;
@@ -74,6 +74,13 @@ struct Cli {
     /// image with fdatasync, and vmm flushes it again when the VM ends.
     #[arg(long, value_name = "path=IMAGE,...")]
     disk: Vec<DiskConfig>,
+    /// A virtio-net interface on an existing tap; repeat for more:
+    /// tap=NAME[,mac=MAC]. Create the tap first (`ip tuntap add NAME mode
+    /// tap user USER`). mac= is the guest NIC's address, random and
+    /// locally administered when not given. No offloads: the guest
+    /// checksums and segments every frame itself.
+    #[arg(long, value_name = "tap=NAME,...")]
+    net: Vec<NetConfig>,
 }
 
 fn parse_size(s: &str) -> Result<u64, String> {
@@ -104,6 +111,7 @@ impl Cli {
             stats: self.stats,
             shutdown_grace: Duration::from_secs(self.shutdown_timeout),
             disks: self.disk,
+            nets: self.net,
         }
     }
 }

@@ -34,7 +34,10 @@ use crate::config::{self, ConfigError, VmConfig};
 use crate::devices::pci::{BarAllocator, PciError, PciFunction, PciRoot};
 use crate::devices::serial::{self, ConsoleWriter};
 use crate::devices::virtio::block::{self, Block, DiskError, DiskImage};
+use crate::devices::virtio::net::tap::{Tap, TapError};
+use crate::devices::virtio::net::{self, Net};
 use crate::devices::virtio::pci::{self as virtio_pci, VirtioPciError, VirtioPciFunction};
+use crate::devices::virtio::VirtioDevice;
 use crate::devices::{
     acpi_pm::{self, AcpiPm},
     i8042::{self, I8042},
@@ -97,6 +100,12 @@ pub enum RunError {
     /// A disk image could not be opened.
     #[error(transparent)]
     Disk(#[from] DiskError),
+    /// A tap could not be attached.
+    #[error(transparent)]
+    Tap(#[from] TapError),
+    /// No random bytes for a default MAC.
+    #[error("cannot read random bytes for the MAC of --net tap={0}; give it one with mac=")]
+    RandomMac(String, #[source] std::io::Error),
     /// Two read-write disks are one image.
     #[error("--disk path={first} and --disk path={second} are the same image, and a guest writing it through two disks would corrupt it; give one of them readonly=on (both, to share it read-only), or use a copy")]
     SameImage {
@@ -142,16 +151,69 @@ fn open_disks(config: &VmConfig) -> Result<Vec<DiskImage>, RunError> {
     Ok(disks)
 }
 
-/// Puts each disk on the PCI bus as a virtio-blk function, its BAR from
-/// the 32-bit window and its vectors routed through KVM.
+/// A host network interface for each `--net`: its attached tap and the
+/// MAC of the guest's NIC.
+struct NetBackend {
+    tap: Tap,
+    mac: config::MacAddress,
+}
+
+/// Attaches every tap, and picks the MACs not given.
+fn open_nets(config: &VmConfig) -> Result<Vec<NetBackend>, RunError> {
+    config
+        .nets
+        .iter()
+        .map(|n| {
+            let mac = match n.mac {
+                Some(mac) => mac,
+                None => config::MacAddress::random_local(
+                    random_bytes().map_err(|e| RunError::RandomMac(n.tap.clone(), e))?,
+                ),
+            };
+            Ok(NetBackend {
+                tap: Tap::open(&n.tap)?,
+                mac,
+            })
+        })
+        .collect()
+}
+
+fn random_bytes() -> std::io::Result<[u8; 6]> {
+    let mut bytes = [0u8; 6];
+    // SAFETY: getrandom writes at most `bytes.len()` bytes into the
+    // buffer, which is valid and writable for the call.
+    let n = unsafe { libc::getrandom(bytes.as_mut_ptr().cast(), bytes.len(), 0) };
+    if n != bytes.len() as isize {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(bytes)
+}
+
+/// Puts each disk, then each network interface, on the PCI bus as a
+/// virtio function, its BAR from the 32-bit window and its vectors routed
+/// through KVM.
 fn virtio_functions(
     vm: &Vm,
     ram: &GuestRam,
     disks: Vec<DiskImage>,
+    nets: Vec<NetBackend>,
 ) -> Result<Vec<Arc<VirtioPciFunction>>, RunError> {
     let router = Arc::new(GsiRouter::new(vm.shared_fd()));
     let mut bars = BarAllocator::new(layout::PCI_MMIO32_START, layout::PCI_MMIO32_LAST);
-    let mut functions = Vec::with_capacity(disks.len());
+    let mut functions = Vec::with_capacity(disks.len() + nets.len());
+    let mut add = |device: Box<dyn VirtioDevice>, class: u32| -> Result<(), RunError> {
+        let vectors = virtio_pci::vectors_for(device.queue_max_sizes().len());
+        let function = VirtioPciFunction::new(
+            device,
+            class,
+            bars.allocate(virtio_pci::BAR_SIZE)?,
+            ram.memory().clone(),
+            Box::new(KvmMsiSink::new(Arc::clone(&router), vectors)?),
+            Box::new(KvmNotifyRegistrar::new(vm.shared_fd())),
+        )?;
+        functions.push(Arc::new(function));
+        Ok(())
+    };
     for (i, disk) in disks.into_iter().enumerate() {
         let name = format!("blk{i}");
         log::info!(
@@ -160,17 +222,15 @@ fn virtio_functions(
             disk.sectors(),
             if disk.readonly() { ", read-only" } else { "" }
         );
-        let device = Block::new(name, disk);
-        let vectors = virtio_pci::vectors_for(1);
-        let function = VirtioPciFunction::new(
-            Box::new(device),
-            block::PCI_CLASS,
-            bars.allocate(virtio_pci::BAR_SIZE)?,
-            ram.memory().clone(),
-            Box::new(KvmMsiSink::new(Arc::clone(&router), vectors)?),
-            Box::new(KvmNotifyRegistrar::new(vm.shared_fd())),
+        add(Box::new(Block::new(name, disk)), block::PCI_CLASS)?;
+    }
+    for (i, backend) in nets.into_iter().enumerate() {
+        let name = format!("net{i}");
+        log::info!("{name}: tap {}, mac {}", backend.tap.name(), backend.mac);
+        add(
+            Box::new(Net::new(name, backend.tap, backend.mac)),
+            net::PCI_CLASS,
         )?;
-        functions.push(Arc::new(function));
     }
     Ok(functions)
 }
@@ -290,6 +350,7 @@ pub fn run(config: &VmConfig, on_event: &mut dyn FnMut(RunEvent)) -> Result<RunR
     loader::check_kernel(&config.kernel)?;
     loader::check_initrd(config.initramfs.as_deref())?;
     let disks = open_disks(config)?;
+    let nets = open_nets(config)?;
 
     let (tx, rx) = mpsc::channel();
     take_shutdown_signals(tx.clone())?;
@@ -308,7 +369,9 @@ pub fn run(config: &VmConfig, on_event: &mut dyn FnMut(RunEvent)) -> Result<RunR
     );
     ram.register(vm.fd())?;
 
-    let result = boot_and_run(config, &kvm, &vm, &ram, disks, started, tx, rx, on_event);
+    let result = boot_and_run(
+        config, &kvm, &vm, &ram, disks, nets, started, tx, rx, on_event,
+    );
     // Every vCPU thread has been joined by now; the VM must go before the
     // memory it maps.
     drop(vm);
@@ -323,6 +386,7 @@ fn boot_and_run(
     vm: &Vm,
     ram: &GuestRam,
     disks: Vec<DiskImage>,
+    nets: Vec<NetBackend>,
     started: Instant,
     tx: Sender<Message>,
     rx: mpsc::Receiver<Message>,
@@ -342,7 +406,7 @@ fn boot_and_run(
         .register_irqfd(&i8042_evt, i8042::IRQ)
         .map_err(|e| RunError::Kvm("register the i8042 irqfd", e))?;
     let acpi = AcpiPm::new(Box::new(vm.irq_line(acpi_pm::SCI_IRQ)?));
-    let virtio = virtio_functions(vm, ram, disks)?;
+    let virtio = virtio_functions(vm, ram, disks, nets)?;
     let pci = PciRoot::with_functions(
         virtio
             .iter()

@@ -15,6 +15,7 @@ mod file_gpa;
 mod kvm_selftest;
 mod map_file;
 mod memwrite;
+mod mktap;
 mod pattern;
 mod phys;
 mod physscan;
@@ -126,6 +127,15 @@ enum Command {
         #[arg(long, value_parser = num)]
         seconds: Option<u64>,
     },
+    /// Write BYTES of PATTERN to standard output (a network test's data,
+    /// whose sha256 either end can compute).
+    Stream {
+        pattern: String,
+        #[arg(value_parser = num)]
+        bytes: u64,
+    },
+    /// Make a persistent tap (or tun) that one user may attach to.
+    Mktap(mktap::MktapArgs),
     /// Measure this machine's TSC rate in kHz.
     TscKhz,
     /// Print a size in bytes (or whole MiB), read with the one size grammar.
@@ -194,6 +204,8 @@ fn main() -> ExitCode {
         } => physscan::run(addr, len, value, via),
         Command::Memwrite { mb } => memwrite::memwrite(&mb),
         Command::Hog { mb, seconds } => memwrite::hog(mb, seconds),
+        Command::Stream { pattern, bytes } => pattern::stream(&pattern, bytes),
+        Command::Mktap(a) => mktap::run(&a),
         Command::TscKhz => tsc::run(),
         Command::Size(a) => size::run(&a),
         Command::Churn(a) => churn::run(&a),

@@ -45,3 +45,23 @@ impl Pattern {
             .map(|(i, _)| base + 8 * i as u64)
     }
 }
+
+/// `cmtool stream PATTERN BYTES`: BYTES of the pattern on standard output,
+/// from pattern offset 0, in 64 KiB writes.
+pub fn stream(pattern: &str, bytes: u64) -> Result<(), String> {
+    use std::io::Write;
+    const CHUNK_WORDS: usize = 8192;
+    let pattern = Pattern::parse(pattern)?;
+    let mut words = vec![0u64; CHUNK_WORDS];
+    let mut out = std::io::stdout().lock();
+    let mut offset = 0u64;
+    while offset < bytes {
+        pattern.fill(&mut words, offset);
+        let chunk: Vec<u8> = words.iter().flat_map(|w| w.to_ne_bytes()).collect();
+        let n = usize::try_from((bytes - offset).min(chunk.len() as u64)).expect("a chunk");
+        out.write_all(&chunk[..n])
+            .map_err(|e| format!("stdout: {e}"))?;
+        offset += n as u64;
+    }
+    out.flush().map_err(|e| format!("stdout: {e}"))
+}

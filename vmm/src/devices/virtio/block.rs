@@ -397,6 +397,7 @@ impl VirtioDevice for Block {
             queue,
             interrupts,
             buf: vec![0; CHUNK],
+            broken: false,
         };
         Worker::spawn(self.name.clone(), worker).map_err(ActivateError::Worker)
     }
@@ -410,6 +411,8 @@ struct BlockWorker {
     queue: ActiveQueue,
     interrupts: DeviceInterrupts,
     buf: Vec<u8>,
+    /// The driver broke the ring: nothing is served until a reset.
+    broken: bool,
 }
 
 impl BlockWorker {
@@ -430,7 +433,7 @@ impl BlockWorker {
         let memory = self.memory.clone();
         loop {
             self.queue.queue.disable_notification(&memory)?;
-            while let Some(chain) = self.queue.queue.pop_descriptor_chain(&memory) {
+            while let Some(chain) = super::next_chain(&mut self.queue.queue, &memory)? {
                 let head = chain.head_index();
                 let len = self.serve_chain(chain);
                 self.queue.queue.add_used(&memory, head, len)?;
@@ -454,14 +457,18 @@ impl MutEventSubscriber for BlockWorker {
 
     fn process(&mut self, _events: Events, _ops: &mut EventOps) {
         let _ = self.queue.notify.read();
+        if self.broken {
+            return;
+        }
         if let Err(e) = self.serve_queue() {
             // The driver broke the ring: the device stops serving it until
-            // a reset, and tells the driver so.
+            // a reset, and tells the driver so, once.
             log::warn!(
                 "{}: the queue is broken ({e}); the device needs a reset",
                 self.name
             );
-            self.interrupts.config();
+            self.broken = true;
+            self.interrupts.needs_reset();
         }
     }
 }

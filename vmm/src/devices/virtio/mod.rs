@@ -5,6 +5,7 @@
 //!   MSI-X table, and which starts and stops its device with the driver's
 //!   status writes.
 //! - [`block`]: virtio-blk on a raw image file.
+//! - [`net`]: virtio-net on a host tap.
 //! - [`worker`]: the thread each active device runs on, an event loop
 //!   (rust-vmm's `event-manager`) on the queues' notification eventfds.
 //!
@@ -17,14 +18,15 @@
 //! configuration accesses of the driver's setup and teardown.
 
 pub mod block;
+pub mod net;
 pub mod pci;
 pub mod worker;
 
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::Arc;
 
 use virtio_bindings::{virtio_config, virtio_ring};
-use virtio_queue::Queue;
+use virtio_queue::{DescriptorChain, Queue, QueueOwnedT};
 use vm_memory::GuestMemoryMmap;
 use vmm_sys_util::eventfd::EventFd;
 
@@ -68,6 +70,7 @@ pub struct DeviceInterrupts {
     msix: Arc<MsixInterrupts>,
     isr: Arc<AtomicU8>,
     config_vector: u16,
+    needs_reset: Arc<AtomicBool>,
 }
 
 impl DeviceInterrupts {
@@ -79,13 +82,33 @@ impl DeviceInterrupts {
         }
     }
 
-    /// Signals a configuration change (or that the device needs a reset).
+    /// Signals a configuration change.
     pub fn config(&self) {
         self.isr.fetch_or(ISR_CONFIG, Ordering::AcqRel);
         if self.config_vector != NO_VECTOR {
             self.msix.raise(self.config_vector);
         }
     }
+
+    /// Sets DEVICE_NEEDS_RESET in the device status and tells the driver,
+    /// as the spec asks of a device that can no longer serve its queues
+    /// ([virtio 1.2, 2.1.2]).
+    pub fn needs_reset(&self) {
+        self.needs_reset.store(true, Ordering::Release);
+        self.config();
+    }
+}
+
+/// Takes the next chain the driver made available. Unlike
+/// `pop_descriptor_chain`, which logs a broken available ring and says
+/// "none", this returns the error: a driver that moved its index further
+/// than the queue's size would otherwise have a serving loop spin, as the
+/// moved index says there is more to take.
+pub fn next_chain<'a>(
+    queue: &mut Queue,
+    memory: &'a GuestMemoryMmap,
+) -> Result<Option<DescriptorChain<&'a GuestMemoryMmap>>, virtio_queue::Error> {
+    Ok(queue.iter(memory)?.next())
 }
 
 /// A queue the driver made ready, handed to the device at activation.
@@ -153,5 +176,41 @@ pub fn read_bytes(bytes: &[u8], offset: u64, data: &mut [u8]) {
             .and_then(|o| bytes.get(o + i))
             .copied()
             .unwrap_or(0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use virtio_queue::desc::{split::Descriptor as SplitDescriptor, RawDescriptor};
+    use virtio_queue::mock::MockSplitQueue;
+    use virtio_queue::QueueT;
+    use vm_memory::GuestAddress;
+
+    #[test]
+    fn an_available_index_moved_past_the_queue_size_is_an_error() {
+        let mem = GuestMemoryMmap::<()>::from_ranges(&[(GuestAddress(0), 1 << 20)]).unwrap();
+        let mock = MockSplitQueue::new(&mem, 16);
+        mock.add_desc_chains(
+            &[RawDescriptor::from(SplitDescriptor::new(0x8000, 64, 0, 0))],
+            0,
+        )
+        .unwrap();
+        let mut queue: Queue = mock.create_queue().unwrap();
+        let chain = next_chain(&mut queue, &mem)
+            .unwrap()
+            .expect("the chain made");
+        assert_eq!(chain.head_index(), 0);
+        assert!(
+            next_chain(&mut queue, &mem).unwrap().is_none(),
+            "nothing more"
+        );
+        // A driver claiming 17 new chains on a 16-entry ring.
+        mock.avail().idx().store(1 + 17);
+        assert!(next_chain(&mut queue, &mem).is_err());
+        // pop_descriptor_chain says "none" here, while the index says
+        // there is more: a loop on both would never end.
+        assert!(queue.pop_descriptor_chain(&mem).is_none());
+        assert!(queue.enable_notification(&mem).unwrap());
     }
 }

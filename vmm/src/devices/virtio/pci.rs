@@ -20,7 +20,7 @@
 //! worker thread ([`super::worker`]), and a write of 0 (reset) stops the
 //! worker and forgets the queues.
 
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 
 use virtio_queue::{Queue, QueueT};
@@ -142,6 +142,8 @@ pub struct VirtioPciFunction {
     transport: Mutex<Transport>,
     msix: Arc<MsixInterrupts>,
     isr: Arc<AtomicU8>,
+    /// Set by a worker whose driver broke a ring, until the next reset.
+    needs_reset: Arc<AtomicBool>,
     name: String,
 }
 
@@ -239,6 +241,7 @@ impl VirtioPciFunction {
             }),
             msix: Arc::new(MsixInterrupts::new(table, msi)),
             isr: Arc::new(AtomicU8::new(0)),
+            needs_reset: Arc::new(AtomicBool::new(false)),
             name,
         })
     }
@@ -286,7 +289,12 @@ impl VirtioPciFunction {
         put(0x0c, &driver_features.to_le_bytes());
         put(0x10, &t.config_vector.to_le_bytes());
         put(0x12, &(t.queues.len() as u16).to_le_bytes());
-        put(0x14, &[t.status]);
+        let needs_reset = if self.needs_reset.load(Ordering::Acquire) {
+            status::DEVICE_NEEDS_RESET
+        } else {
+            0
+        };
+        put(0x14, &[t.status | needs_reset]);
         put(0x15, &[0]); // config_generation: the configuration never changes
         put(0x16, &t.queue_select.to_le_bytes());
         if let Some(q) = q {
@@ -396,6 +404,7 @@ impl VirtioPciFunction {
             msix: Arc::clone(&self.msix),
             isr: Arc::clone(&self.isr),
             config_vector: t.config_vector,
+            needs_reset: Arc::clone(&self.needs_reset),
         }
     }
 
@@ -457,6 +466,7 @@ impl VirtioPciFunction {
             *q = QueueRegisters::new(q.max_size);
         }
         self.isr.store(0, Ordering::Release);
+        self.needs_reset.store(false, Ordering::Release);
     }
 
     /// Puts the notify eventfds where the BAR now decodes, or takes them
