@@ -368,7 +368,9 @@ mb_per_s() { awk -v b="$1" -v s="$2" 'BEGIN { if (s > 0) printf "%.1f", b / s / 
 #   nc), and the host checks the sha256 of what arrived; the host sends
 #   NET_BYTES of another pattern, and the guest's sha256 of what arrived
 #   is checked against it;
-# - both directions completed through the device's MSI-X vectors;
+# - both directions completed through the device's MSI-X vectors, and
+#   each side left checksums and TCP segmentation to the other (the
+#   offloads, counted by vmm);
 # - SIGTERM powers the guest off; vmm exits 0, counts the frames it moved,
 #   and leaves the tap as it was (it is the administrator's to delete).
 # Prints the guest's send and receive rates as `note:` lines.
@@ -417,7 +419,11 @@ net_case() {
     assert_match "$_log" "^CRITMEM-GUEST-NET-IRQS .*virtio0-input\.0=[1-9][0-9]*\(PCI-MSIX" "$_name: received frames completed through the input queue's MSI-X vector"
     assert_match "$_log" "^CRITMEM-GUEST-NET-IRQS .*virtio0-output\.0=[0-9]+\(PCI-MSIX" "$_name: the output queue has its own MSI-X vector"
     assert_match "$_vmm_log" "INFO +vmm::runner\] net0: tap $_tap, mac $_mac$" "$_name: vmm's line for the interface"
-    assert_match "$_vmm_log" "INFO +vmm::devices::virtio::net\] net0: [1-9][0-9]* frames received, [1-9][0-9]* sent; dropped: 0 too big for the guest's buffer, 0 malformed, 0 refused by tap $_tap$" "$_name: vmm's frame counts at the end: none dropped"
+    assert_match "$_vmm_log" "INFO +vmm::devices::virtio::net\] net0: [1-9][0-9]* frames received \([0-9]+ with the checksum left to the guest, [0-9]+ segmentation offloads\), [1-9][0-9]* sent \([0-9]+ with the checksum left to the host, [0-9]+ segmentation offloads\); dropped: 0 too big for the guest's buffer, 0 malformed, 0 refused by tap $_tap$" "$_name: vmm's frame counts at the end: none dropped"
+    # Each offload, both ways: the host's TCP hands the guest 64 KiB
+    # segments and leaves their checksums to it, and the guest's the same.
+    assert_match "$_vmm_log" "net0: .* received \([1-9][0-9]* with the checksum left to the guest, [1-9][0-9]* segmentation offloads\)" "$_name: the host left checksums and segmentation to the guest (GUEST_CSUM, GUEST_TSO4)"
+    assert_match "$_vmm_log" "net0: .* sent \([1-9][0-9]* with the checksum left to the host, [1-9][0-9]* segmentation offloads\)" "$_name: the guest left checksums and segmentation to the host (CSUM, HOST_TSO4)"
     assert_match "$_log" "^CRITMEM-GUEST-POWEROFF" "$_name: the guest powered off"
     [ -d /sys/class/net/$_tap ] || fail "$_name: vmm took the administrator's tap with it"
     ok "$_name: the tap outlives vmm"

@@ -77,8 +77,8 @@ struct Cli {
     /// A virtio-net interface on an existing tap; repeat for more:
     /// tap=NAME[,mac=MAC]. Create the tap first (`ip tuntap add NAME mode
     /// tap user USER`). mac= is the guest NIC's address, random and
-    /// locally administered when not given. No offloads: the guest
-    /// checksums and segments every frame itself.
+    /// locally administered when not given. Checksum and TCP segmentation
+    /// offloads both ways.
     #[arg(long, value_name = "tap=NAME,...")]
     net: Vec<NetConfig>,
 }

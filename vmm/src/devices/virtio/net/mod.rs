@@ -1,16 +1,20 @@
 //! virtio-net on a host tap ([virtio 1.2, 5.1]): a receive and a transmit
-//! queue, the MAC in the device configuration, and no offloads: every
-//! frame is whole and its checksums are computed by whoever sent it.
+//! queue, the MAC in the device configuration, and checksum and TCP
+//! segmentation offloads both ways.
 //!
 //! [`Net`] is the device the transport drives; [`NetWorker`] the event
-//! loop on the device's own thread, which moves frames between the tap
-//! ([`tap::Tap`]) and the rings. A frame goes through one buffer of
-//! [`FRAME_MAX`] bytes each way, so no descriptor chain makes `vmm`
+//! loop on the device's own thread, which moves packets between the tap
+//! ([`tap::Tap`]) and the rings. A packet goes through one buffer of
+//! [`PACKET_MAX`] bytes each way, so no descriptor chain makes `vmm`
 //! allocate.
 //!
-//! Each buffer starts with the 12-byte `virtio_net_hdr_v1`. Without
-//! offloads the driver's transmit headers say nothing, and the device's
-//! receive headers say "one buffer, no offload".
+//! A packet is the 12-byte `virtio_net_hdr_v1` and an Ethernet frame, in
+//! the guest's buffers and on the tap alike (`IFF_VNET_HDR`), so the
+//! header passes through untouched: it says which checksum is left to do
+//! and how a TCP segment of up to 64 KiB is to be cut, and the tap or the
+//! guest's driver does it. The tap takes from the guest whatever the
+//! guest sends; what the tap hands the guest follows the offloads the
+//! driver accepted (`TUNSETOFFLOAD`).
 
 pub mod tap;
 
@@ -19,7 +23,11 @@ use std::os::fd::AsRawFd;
 use std::sync::Arc;
 
 use event_manager::{EventOps, EventSet, Events, MutEventSubscriber};
-use virtio_bindings::virtio_net::VIRTIO_NET_F_MAC;
+use virtio_bindings::virtio_net::{
+    VIRTIO_NET_F_CSUM, VIRTIO_NET_F_GUEST_CSUM, VIRTIO_NET_F_GUEST_TSO4, VIRTIO_NET_F_GUEST_TSO6,
+    VIRTIO_NET_F_HOST_TSO4, VIRTIO_NET_F_HOST_TSO6, VIRTIO_NET_F_MAC, VIRTIO_NET_HDR_F_NEEDS_CSUM,
+    VIRTIO_NET_HDR_GSO_NONE,
+};
 use virtio_queue::{DescriptorChain, QueueT};
 use vm_memory::GuestMemoryMmap;
 use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
@@ -38,20 +46,46 @@ const QUEUE_SIZE: u16 = 256;
 /// `virtio_net_hdr_v1`: flags, GSO type, header length, GSO size, checksum
 /// start and offset, and the number of buffers.
 pub const HEADER_SIZE: usize = 12;
-/// The largest frame moved: what a tap may hold (64 KiB), far above any
-/// MTU the guest can use without offloads.
-pub const FRAME_MAX: usize = 65536;
-/// The queue indices.
+/// The largest packet moved: the header and a frame of a 64 KiB IP
+/// packet (the most a TCP segmentation offload carries) with an Ethernet
+/// and a VLAN header.
+pub const PACKET_MAX: usize = HEADER_SIZE + 65535 + 18;
 /// The most frames delivered before the loop looks at its other events,
 /// so that a flood from the host cannot keep a reset waiting.
 const RX_BATCH: usize = 256;
 
-/// The header of every received frame: no offload, and (the `num_buffers`
-/// field, little-endian at offset 10) one buffer.
-pub fn receive_header() -> [u8; HEADER_SIZE] {
-    let mut h = [0u8; HEADER_SIZE];
-    h[10..12].copy_from_slice(&1u16.to_le_bytes());
-    h
+/// The offloads offered: checksums and TCP segments (IPv4 and IPv6) left
+/// to the device on transmit and to the driver on receive.
+const OFFLOAD_FEATURES: u64 = 1 << VIRTIO_NET_F_CSUM
+    | 1 << VIRTIO_NET_F_HOST_TSO4
+    | 1 << VIRTIO_NET_F_HOST_TSO6
+    | 1 << VIRTIO_NET_F_GUEST_CSUM
+    | 1 << VIRTIO_NET_F_GUEST_TSO4
+    | 1 << VIRTIO_NET_F_GUEST_TSO6;
+
+/// The tap offloads (`TUN_F_*`) that the features the driver accepted
+/// allow: what the guest takes on receive.
+pub fn tap_offloads(features: u64) -> u32 {
+    let has = |bit: u32| features & (1 << bit) != 0;
+    if !has(VIRTIO_NET_F_GUEST_CSUM) {
+        // Segments are checksummed per piece: no TSO without it.
+        return 0;
+    }
+    let mut flags = tap::TUN_F_CSUM;
+    if has(VIRTIO_NET_F_GUEST_TSO4) {
+        flags |= tap::TUN_F_TSO4;
+    }
+    if has(VIRTIO_NET_F_GUEST_TSO6) {
+        flags |= tap::TUN_F_TSO6;
+    }
+    flags
+}
+
+/// What a packet's header leaves to its receiver, for the counters.
+fn offloads_in(header: &[u8]) -> (bool, bool) {
+    let checksum = header[0] & VIRTIO_NET_HDR_F_NEEDS_CSUM as u8 != 0;
+    let segmented = header[1] != VIRTIO_NET_HDR_GSO_NONE as u8;
+    (checksum, segmented)
 }
 
 /// A virtio-net device.
@@ -87,7 +121,11 @@ impl VirtioDevice for Net {
     }
 
     fn features(&self) -> u64 {
-        super::F_VERSION_1 | super::F_EVENT_IDX | super::F_INDIRECT_DESC | 1 << VIRTIO_NET_F_MAC
+        super::F_VERSION_1
+            | super::F_EVENT_IDX
+            | super::F_INDIRECT_DESC
+            | 1 << VIRTIO_NET_F_MAC
+            | OFFLOAD_FEATURES
     }
 
     fn read_config(&self, offset: u64, data: &mut [u8]) {
@@ -97,15 +135,18 @@ impl VirtioDevice for Net {
     fn activate(&mut self, activation: Activation) -> Result<Worker, ActivateError> {
         let Activation {
             memory,
+            features,
             queues,
             interrupts,
-            ..
         } = activation;
         let enabled = queues.len();
         let mut queues = queues.into_iter();
         let (Some(rx), Some(tx)) = (queues.next(), queues.next()) else {
             return Err(ActivateError::MissingQueues { enabled, needed: 2 });
         };
+        self.tap
+            .set_offloads(tap_offloads(features))
+            .map_err(ActivateError::Worker)?;
         let worker = NetWorker {
             name: self.name.clone(),
             tap: Arc::clone(&self.tap),
@@ -113,9 +154,9 @@ impl VirtioDevice for Net {
             rx,
             tx,
             interrupts,
-            rx_frame: vec![0; FRAME_MAX + 1],
+            rx_packet: vec![0; PACKET_MAX + 1],
             rx_pending: None,
-            tx_frame: vec![0; FRAME_MAX],
+            tx_packet: vec![0; PACKET_MAX],
             counters: Counters::default(),
             broken: false,
             resume_rx: EventFd::new(EFD_NONBLOCK).map_err(ActivateError::Worker)?,
@@ -124,18 +165,31 @@ impl VirtioDevice for Net {
     }
 }
 
-/// What the worker dropped, logged when it stops.
+/// What the worker moved and dropped, logged when it stops.
 #[derive(Debug, Default)]
 struct Counters {
     rx_frames: u64,
     tx_frames: u64,
-    /// Frames bigger than the guest's receive buffer (or than
-    /// [`FRAME_MAX`]).
+    /// Packets whose checksum or segmentation was left to the receiver.
+    rx_checksum_left: u64,
+    rx_segmented: u64,
+    tx_checksum_left: u64,
+    tx_segmented: u64,
+    /// Packets bigger than the guest's receive buffer (or than
+    /// [`PACKET_MAX`]), or shorter than a header.
     rx_too_big: u64,
-    /// Transmit chains without a whole header or beyond [`FRAME_MAX`].
+    /// Transmit chains without a whole header or beyond [`PACKET_MAX`].
     tx_malformed: u64,
-    /// Frames the tap refused (down, or its queue full).
+    /// Packets the tap refused (down, or a header it does not take).
     tx_refused: u64,
+}
+
+impl Counters {
+    fn count(checksum_left: &mut u64, segmented: &mut u64, header: &[u8]) {
+        let (checksum, segment) = offloads_in(header);
+        *checksum_left += u64::from(checksum);
+        *segmented += u64::from(segment);
+    }
 }
 
 /// The frame loop of an active virtio-net device.
@@ -146,13 +200,13 @@ struct NetWorker {
     rx: ActiveQueue,
     tx: ActiveQueue,
     interrupts: DeviceInterrupts,
-    /// The frame read from the tap; one byte longer than the longest frame
+    /// The packet read from the tap; one byte longer than the longest
     /// taken, so that a longer one (which the tap cuts to fit) is seen.
-    rx_frame: Vec<u8>,
-    /// The length of a frame read but not yet delivered, for want of a
+    rx_packet: Vec<u8>,
+    /// The length of a packet read but not yet delivered, for want of a
     /// receive buffer.
     rx_pending: Option<usize>,
-    tx_frame: Vec<u8>,
+    tx_packet: Vec<u8>,
     counters: Counters,
     /// The driver broke a ring: nothing is moved until a reset.
     broken: bool,
@@ -161,53 +215,36 @@ struct NetWorker {
     resume_rx: EventFd,
 }
 
-/// Where a transmit chain's frame ends up.
-#[derive(Debug, PartialEq, Eq)]
-enum TxFrame {
-    /// The frame is the first `n` bytes of the buffer.
-    Frame(usize),
-    /// The chain holds no valid frame.
-    Malformed,
-}
-
-/// Copies the frame of a transmit chain (its readable part, header first)
-/// into `buf`.
+/// Copies the packet of a transmit chain (its readable part: header, then
+/// frame) into `buf`; returns its length, or `None` for a chain without a
+/// whole header, longer than `buf` or outside guest memory.
 fn read_tx_chain(
     chain: DescriptorChain<&GuestMemoryMmap>,
     mem: &GuestMemoryMmap,
     buf: &mut [u8],
-) -> TxFrame {
-    let Ok(mut reader) = chain.reader(mem) else {
-        return TxFrame::Malformed;
-    };
-    let total = reader.available_bytes();
-    if total < HEADER_SIZE || total - HEADER_SIZE > buf.len() {
-        return TxFrame::Malformed;
+) -> Option<usize> {
+    let mut reader = chain.reader(mem).ok()?;
+    let len = reader.available_bytes();
+    if len < HEADER_SIZE || len > buf.len() {
+        return None;
     }
-    let mut header = [0u8; HEADER_SIZE];
-    let len = total - HEADER_SIZE;
-    if io::Read::read_exact(&mut reader, &mut header).is_err()
-        || io::Read::read_exact(&mut reader, &mut buf[..len]).is_err()
-    {
-        return TxFrame::Malformed;
-    }
-    TxFrame::Frame(len)
+    io::Read::read_exact(&mut reader, &mut buf[..len]).ok()?;
+    Some(len)
 }
 
-/// Writes the receive header and `frame` into a receive chain; returns the
+/// Writes `packet` (header, then frame) into a receive chain; returns the
 /// bytes written, or `None` when the chain is too small (or not in guest
-/// memory), and the frame must be dropped.
+/// memory), and the packet must be dropped.
 fn write_rx_chain(
     chain: DescriptorChain<&GuestMemoryMmap>,
     mem: &GuestMemoryMmap,
-    frame: &[u8],
+    packet: &[u8],
 ) -> Option<u32> {
     let mut writer = chain.writer(mem).ok()?;
-    if writer.available_bytes() < HEADER_SIZE + frame.len() {
+    if writer.available_bytes() < packet.len() {
         return None;
     }
-    io::Write::write_all(&mut writer, &receive_header()).ok()?;
-    io::Write::write_all(&mut writer, frame).ok()?;
+    io::Write::write_all(&mut writer, packet).ok()?;
     u32::try_from(writer.bytes_written()).ok()
 }
 
@@ -223,9 +260,9 @@ impl NetWorker {
         for _ in 0..RX_BATCH {
             let len = match self.rx_pending {
                 Some(len) => len,
-                None => match self.tap.read_frame(&mut self.rx_frame) {
+                None => match self.read_packet() {
                     Ok(0) => return Ok(()),
-                    Ok(len) if len > FRAME_MAX => {
+                    Ok(len) if !(HEADER_SIZE..=PACKET_MAX).contains(&len) => {
                         self.counters.rx_too_big += 1;
                         continue;
                     }
@@ -250,9 +287,14 @@ impl NetWorker {
                 return Ok(());
             };
             let head = chain.head_index();
-            let used = match write_rx_chain(chain, &memory, &self.rx_frame[..len]) {
+            let used = match write_rx_chain(chain, &memory, &self.rx_packet[..len]) {
                 Some(n) => {
                     self.counters.rx_frames += 1;
+                    Counters::count(
+                        &mut self.counters.rx_checksum_left,
+                        &mut self.counters.rx_segmented,
+                        &self.rx_packet,
+                    );
                     n
                 }
                 None => {
@@ -272,6 +314,14 @@ impl NetWorker {
         Ok(())
     }
 
+    /// Reads one packet from the tap. The tap writes the header's first 10
+    /// bytes and leaves `num_buffers` as it was: one buffer it is, for a
+    /// driver without mergeable receive buffers.
+    fn read_packet(&mut self) -> io::Result<usize> {
+        self.rx_packet[10..12].copy_from_slice(&1u16.to_le_bytes());
+        self.tap.read_frame(&mut self.rx_packet)
+    }
+
     /// Sends every frame the driver queued.
     fn transmit(&mut self) -> Result<(), virtio_queue::Error> {
         let memory = self.memory.clone();
@@ -279,14 +329,21 @@ impl NetWorker {
             self.tx.queue.disable_notification(&memory)?;
             while let Some(chain) = super::next_chain(&mut self.tx.queue, &memory)? {
                 let head = chain.head_index();
-                match read_tx_chain(chain, &memory, &mut self.tx_frame) {
-                    TxFrame::Frame(len) => match self.tap.write_frame(&self.tx_frame[..len]) {
-                        Ok(_) => self.counters.tx_frames += 1,
+                match read_tx_chain(chain, &memory, &mut self.tx_packet) {
+                    Some(len) => match self.tap.write_frame(&self.tx_packet[..len]) {
+                        Ok(_) => {
+                            self.counters.tx_frames += 1;
+                            Counters::count(
+                                &mut self.counters.tx_checksum_left,
+                                &mut self.counters.tx_segmented,
+                                &self.tx_packet,
+                            );
+                        }
                         // Dropped, as a NIC drops what its wire refuses;
                         // TCP resends.
                         Err(_) => self.counters.tx_refused += 1,
                     },
-                    TxFrame::Malformed => self.counters.tx_malformed += 1,
+                    None => self.counters.tx_malformed += 1,
                 }
                 self.tx.queue.add_used(&memory, head, 0)?;
                 if self.tx.queue.needs_notification(&memory)? {
@@ -366,10 +423,14 @@ impl Drop for NetWorker {
         let dropped = c.rx_too_big + c.tx_malformed + c.tx_refused;
         log::log!(
             if dropped > 0 { log::Level::Warn } else { log::Level::Info },
-            "{}: {} frames received, {} sent; dropped: {} too big for the guest's buffer, {} malformed, {} refused by tap {}",
+            "{}: {} frames received ({} with the checksum left to the guest, {} segmentation offloads), {} sent ({} with the checksum left to the host, {} segmentation offloads); dropped: {} too big for the guest's buffer, {} malformed, {} refused by tap {}",
             self.name,
             c.rx_frames,
+            c.rx_checksum_left,
+            c.rx_segmented,
             c.tx_frames,
+            c.tx_checksum_left,
+            c.tx_segmented,
             c.rx_too_big,
             c.tx_malformed,
             c.tx_refused,
@@ -391,8 +452,20 @@ mod tests {
         GuestMemoryMmap::<()>::from_ranges(&[(GuestAddress(0), 4 << 20)]).unwrap()
     }
 
+    /// A chain of (address, length, flags) descriptors on a fresh ring.
+    fn chain_of<'a>(
+        queue: &'a MockSplitQueue<'a, GuestMemoryMmap>,
+        descs: &[(u64, u32, u16)],
+    ) -> DescriptorChain<&'a GuestMemoryMmap> {
+        let raw: Vec<RawDescriptor> = descs
+            .iter()
+            .map(|&(a, l, f)| RawDescriptor::from(SplitDescriptor::new(a, l, f, 0)))
+            .collect();
+        queue.build_desc_chain(&raw).unwrap()
+    }
+
     #[test]
-    fn a_transmit_chain_gives_the_frame_after_its_header() {
+    fn a_transmit_chain_gives_its_packet_header_and_all() {
         let mem = memory();
         // The header in one descriptor, the frame split over two.
         mem.write_slice(&[0xee; HEADER_SIZE], GuestAddress(0x10_0000))
@@ -401,93 +474,106 @@ mod tests {
             .unwrap();
         mem.write_slice(b"+payload", GuestAddress(0x30_0000))
             .unwrap();
-        let queue = MockSplitQueue::new(&mem, 16);
-        let chain = queue
-            .build_desc_chain(&[
-                RawDescriptor::from(SplitDescriptor::new(0x10_0000, HEADER_SIZE as u32, 0, 0)),
-                RawDescriptor::from(SplitDescriptor::new(0x20_0000, 11, 0, 0)),
-                RawDescriptor::from(SplitDescriptor::new(0x30_0000, 8, 0, 0)),
-            ])
-            .unwrap();
+        let ring = MockSplitQueue::new(&mem, 16);
+        let chain = chain_of(
+            &ring,
+            &[
+                (0x10_0000, HEADER_SIZE as u32, 0),
+                (0x20_0000, 11, 0),
+                (0x30_0000, 8, 0),
+            ],
+        );
         let mut buf = vec![0; 64];
-        assert_eq!(read_tx_chain(chain, &mem, &mut buf), TxFrame::Frame(19));
-        assert_eq!(&buf[..19], b"destination+payload");
+        assert_eq!(read_tx_chain(chain, &mem, &mut buf), Some(HEADER_SIZE + 19));
+        assert_eq!(buf[..HEADER_SIZE], [0xee; HEADER_SIZE]);
+        assert_eq!(&buf[HEADER_SIZE..HEADER_SIZE + 19], b"destination+payload");
     }
 
     #[test]
     fn transmit_chains_without_a_header_or_too_long_are_dropped() {
         let mem = memory();
-        let queue = MockSplitQueue::new(&mem, 16);
-        let short = queue
-            .build_desc_chain(&[RawDescriptor::from(SplitDescriptor::new(
-                0x10_0000, 11, 0, 0,
-            ))])
-            .unwrap();
-        assert_eq!(read_tx_chain(short, &mem, &mut [0; 64]), TxFrame::Malformed);
-        let queue = MockSplitQueue::new(&mem, 16);
-        let long = queue
-            .build_desc_chain(&[RawDescriptor::from(SplitDescriptor::new(
-                0x10_0000, 77, 0, 0,
-            ))])
-            .unwrap();
-        assert_eq!(read_tx_chain(long, &mem, &mut [0; 64]), TxFrame::Malformed);
-        let queue = MockSplitQueue::new(&mem, 16);
-        let outside = queue
-            .build_desc_chain(&[RawDescriptor::from(SplitDescriptor::new(
-                0x3f_fff0, 64, 0, 0,
-            ))])
-            .unwrap();
-        assert_eq!(
-            read_tx_chain(outside, &mem, &mut [0; 64]),
-            TxFrame::Malformed
-        );
+        let ring_short = MockSplitQueue::new(&mem, 16);
+        let short = chain_of(&ring_short, &[(0x10_0000, 11, 0)]);
+        assert_eq!(read_tx_chain(short, &mem, &mut [0; 64]), None);
+        let ring_long = MockSplitQueue::new(&mem, 16);
+        let long = chain_of(&ring_long, &[(0x10_0000, 65, 0)]);
+        assert_eq!(read_tx_chain(long, &mem, &mut [0; 64]), None);
+        // Straddling the end of guest memory.
+        let ring_outside = MockSplitQueue::new(&mem, 16);
+        let outside = chain_of(&ring_outside, &[(0x3f_fff0, 64, 0)]);
+        assert_eq!(read_tx_chain(outside, &mem, &mut [0; 64]), None);
     }
 
     #[test]
-    fn a_received_frame_follows_a_one_buffer_header() {
+    fn a_received_packet_lands_whole_across_the_buffers() {
         let mem = memory();
         mem.write_slice(&[0xee; 64], GuestAddress(0x20_0000))
             .unwrap();
-        let queue = MockSplitQueue::new(&mem, 16);
-        let chain = queue
-            .build_desc_chain(&[
-                RawDescriptor::from(SplitDescriptor::new(0x20_0000, 8, WRITE, 0)),
-                RawDescriptor::from(SplitDescriptor::new(0x20_0010, 48, WRITE, 0)),
-            ])
-            .unwrap();
-        assert_eq!(write_rx_chain(chain, &mem, b"an ethernet frame"), Some(29));
-        let mut got = [0u8; 8 + 21];
+        let ring_chain = MockSplitQueue::new(&mem, 16);
+        let chain = chain_of(
+            &ring_chain,
+            &[(0x20_0000, 8, WRITE), (0x20_0010, 48, WRITE)],
+        );
+        let mut packet = [0u8; HEADER_SIZE + 17];
+        packet[10] = 1;
+        packet[HEADER_SIZE..].copy_from_slice(b"an ethernet frame");
+        assert_eq!(write_rx_chain(chain, &mem, &packet), Some(29));
+        let mut got = [0u8; 29];
         mem.read_slice(&mut got[..8], GuestAddress(0x20_0000))
             .unwrap();
         mem.read_slice(&mut got[8..], GuestAddress(0x20_0010))
             .unwrap();
-        assert_eq!(got[..HEADER_SIZE], receive_header());
-        assert_eq!(&got[HEADER_SIZE..], b"an ethernet frame");
-        assert_eq!(u16::from_le_bytes([got[10], got[11]]), 1, "num_buffers");
+        assert_eq!(got, packet);
     }
 
     #[test]
-    fn a_frame_bigger_than_the_buffer_is_dropped_untouched() {
+    fn a_packet_bigger_than_the_buffer_is_dropped_untouched() {
         let mem = memory();
         mem.write_slice(&[0xee; 32], GuestAddress(0x20_0000))
             .unwrap();
-        let queue = MockSplitQueue::new(&mem, 16);
-        let chain = queue
-            .build_desc_chain(&[RawDescriptor::from(SplitDescriptor::new(
-                0x20_0000, 20, WRITE, 0,
-            ))])
-            .unwrap();
-        assert_eq!(write_rx_chain(chain, &mem, &[1; 9]), None);
+        let ring_chain = MockSplitQueue::new(&mem, 16);
+        let chain = chain_of(&ring_chain, &[(0x20_0000, 20, WRITE)]);
+        assert_eq!(write_rx_chain(chain, &mem, &[1; 21]), None);
         let mut after = [0u8; 32];
         mem.read_slice(&mut after, GuestAddress(0x20_0000)).unwrap();
         assert_eq!(after, [0xee; 32], "nothing half-written");
         // A readable-only chain has no room at all.
-        let queue = MockSplitQueue::new(&mem, 16);
-        let chain = queue
-            .build_desc_chain(&[RawDescriptor::from(SplitDescriptor::new(
-                0x20_0000, 64, 0, 0,
-            ))])
-            .unwrap();
-        assert_eq!(write_rx_chain(chain, &mem, &[1; 9]), None);
+        let ring_chain = MockSplitQueue::new(&mem, 16);
+        let chain = chain_of(&ring_chain, &[(0x20_0000, 64, 0)]);
+        assert_eq!(write_rx_chain(chain, &mem, &[1; 21]), None);
+    }
+
+    #[test]
+    fn the_tap_hands_over_only_what_the_driver_takes() {
+        let f = |bits: &[u32]| tap_offloads(bits.iter().map(|b| 1u64 << b).sum());
+        assert_eq!(f(&[]), 0);
+        assert_eq!(
+            f(&[VIRTIO_NET_F_CSUM, VIRTIO_NET_F_HOST_TSO4]),
+            0,
+            "transmit offloads say nothing of receive"
+        );
+        assert_eq!(f(&[VIRTIO_NET_F_GUEST_CSUM]), tap::TUN_F_CSUM);
+        assert_eq!(
+            f(&[
+                VIRTIO_NET_F_GUEST_CSUM,
+                VIRTIO_NET_F_GUEST_TSO4,
+                VIRTIO_NET_F_GUEST_TSO6
+            ]),
+            tap::TUN_F_CSUM | tap::TUN_F_TSO4 | tap::TUN_F_TSO6
+        );
+        assert_eq!(
+            f(&[VIRTIO_NET_F_GUEST_TSO4]),
+            0,
+            "no TSO without the checksum"
+        );
+    }
+
+    #[test]
+    fn headers_say_what_is_left_to_the_receiver() {
+        let mut h = [0u8; HEADER_SIZE];
+        assert_eq!(offloads_in(&h), (false, false));
+        h[0] = VIRTIO_NET_HDR_F_NEEDS_CSUM as u8;
+        h[1] = virtio_bindings::virtio_net::VIRTIO_NET_HDR_GSO_TCPV4 as u8;
+        assert_eq!(offloads_in(&h), (true, true));
     }
 }

@@ -1,6 +1,8 @@
 //! The host side of a virtio-net device: an existing tap interface,
 //! attached through `/dev/net/tun`, one Ethernet frame per `read` and
-//! `write`.
+//! `write`, each led by the 12-byte `virtio_net_hdr_v1` (`IFF_VNET_HDR`),
+//! through which the tap and the guest hand each other checksums left to
+//! do and segments left to cut.
 //!
 //! `vmm` only attaches to taps that exist: creating one needs
 //! `CAP_NET_ADMIN`, and a tap `vmm` made itself would vanish with it,
@@ -21,6 +23,18 @@ const TUNSETIFF: libc::Ioctl = 0x4004_54ca;
 /// `TUNSETOFFLOAD`, `_IOW('T', 208, unsigned int)`: the offloads the
 /// tap may hand over (checksums left to do, segments to cut).
 const TUNSETOFFLOAD: libc::Ioctl = 0x4004_54d0;
+/// `TUNSETVNETHDRSZ`, `_IOW('T', 216, int)`: the size of the header
+/// before each frame.
+const TUNSETVNETHDRSZ: libc::Ioctl = 0x4004_54d8;
+/// The frames carry a virtio-net header.
+const IFF_VNET_HDR: i16 = 0x4000;
+/// `TUNSETOFFLOAD` flags: the tap may hand over frames whose checksum is
+/// left to do, and TCP segments of up to 64 KiB over IPv4 and IPv6.
+pub const TUN_F_CSUM: u32 = 0x01;
+/// See [`TUN_F_CSUM`].
+pub const TUN_F_TSO4: u32 = 0x02;
+/// See [`TUN_F_CSUM`].
+pub const TUN_F_TSO6: u32 = 0x04;
 /// The interface flags of a tap (Ethernet frames) without the packet
 /// information prefix: each read or write is one bare frame.
 const IFF_TAP: i16 = 0x0002;
@@ -151,7 +165,7 @@ impl Tap {
             })?;
         let mut request = InterfaceRequest {
             name: [0; IFNAMSIZ],
-            flags: IFF_TAP | IFF_NO_PI,
+            flags: IFF_TAP | IFF_NO_PI | IFF_VNET_HDR,
             _pad: [0; 22],
         };
         // The config grammar keeps names to 15 bytes; the NUL stays.
@@ -170,21 +184,35 @@ impl Tap {
                 _ => TapError::Attach(name.to_string(), e),
             });
         }
-        // A persistent tap keeps the offloads its last user (QEMU, say)
-        // turned on; frames with checksums left undone or 64 KiB segments
-        // would reach a guest that offered to take neither.
-        // SAFETY: TUNSETOFFLOAD takes its flags by value, on the attached
-        // tap fd `file` owns.
-        if unsafe { libc::ioctl(file.as_raw_fd(), TUNSETOFFLOAD, 0 as libc::c_uint) } != 0 {
+        let tap = Tap {
+            file,
+            name: name.to_string(),
+        };
+        let header_size = super::HEADER_SIZE as libc::c_int;
+        // SAFETY: TUNSETVNETHDRSZ reads one int through the pointer, which
+        // is valid for the call, on the attached tap fd `tap` owns.
+        if unsafe { libc::ioctl(tap.file.as_raw_fd(), TUNSETVNETHDRSZ, &header_size) } != 0 {
             return Err(TapError::Attach(
                 name.to_string(),
                 io::Error::last_os_error(),
             ));
         }
-        Ok(Tap {
-            file,
-            name: name.to_string(),
-        })
+        // A persistent tap keeps the offloads its last user (QEMU, say)
+        // turned on; none until this VM's driver says what it takes.
+        tap.set_offloads(0)
+            .map_err(|e| TapError::Attach(name.to_string(), e))?;
+        Ok(tap)
+    }
+
+    /// Sets the offloads (`TUN_F_*`) the tap may hand over to the guest.
+    pub fn set_offloads(&self, flags: u32) -> io::Result<()> {
+        // SAFETY: TUNSETOFFLOAD takes its flags by value, on the attached
+        // tap fd `self` owns.
+        if unsafe { libc::ioctl(self.file.as_raw_fd(), TUNSETOFFLOAD, flags as libc::c_ulong) } != 0
+        {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
     }
 
     /// The interface's name.
