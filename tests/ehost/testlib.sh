@@ -483,7 +483,7 @@ rootdisk_case() {
     fi
     _root=$(sed -n 's/^CRITMEM-GUEST-ROOT dev=\([0-9:]*\) vda=\([0-9:]*\) .*/\1 \2/p' "$_out")
     assert_eq "${_root% *}" "${_root#* }" "$_name: the device of the guest's / is /dev/vda's"
-    assert_match "$_log" "^CRITMEM-GUEST-ROOT dev=[0-9]+:0 vda=[0-9]+:0 fstype=ext4 marker=$_marker$" "$_name: the guest's / is ext4, the image's"
+    assert_match "$_log" "^CRITMEM-GUEST-ROOT dev=[0-9]+:0 vda=[0-9]+:0 fstype=ext4 marker=$_marker[[:space:]]*$" "$_name: the guest's / is ext4, the image's"
     assert_match "$_log" "^CRITMEM-GUEST-POWEROFF" "$_name: the guest powered off"
     _written=$(sed -n 's/^CRITMEM-GUEST-ROOT-WRITTEN sha256=\([0-9a-f]*\).*/\1/p' "$_out")
     [ -n "$_written" ] || fail "$_name: the guest did not report its write"
