@@ -249,6 +249,23 @@ guest_whole() {
     assert_eq "$(critmem_key free)" "$_free0" "$_name: free bytes after exit"
 }
 
+# refused_at_start WHAT EXPECTED-ERROR-REGEX VMM-ARGS...: vmm, asked for a
+# critical VM with VMM-ARGS, exits non-zero before the guest runs, with one
+# error line that matches the regex, and takes nothing from the pool
+# (whose free bytes were $free0).
+refused_at_start() {
+    _what=$1 _want=$2
+    shift 2
+    _out=$(vmm --kernel "$GUEST_KERNEL" --initramfs "$GUEST_INITRAMFS" --critical-mem --memory 256M "$@" 2>&1 </dev/null)
+    _rc=$?
+    echo "$_out"
+    [ "$_rc" != 0 ] || fail "$_what: vmm exited 0"
+    assert_eq "$(echo "$_out" | grep -c '^vmm: error: \|^error: ')" 1 "$_what: exactly one error line (status $_rc)"
+    assert_match "$_out" "$_want" "$_what: the error names the problem and the fix"
+    assert_eq "$(critmem_key free)" "$free0" "$_what: free bytes unchanged"
+    assert_eq "$(critmem_key slices)" 0 "$_what: no live slice"
+}
+
 # make_disk_image IMAGE: a 64 MiB ext4 image made with `mkfs.ext4 -d`,
 # holding in/known.bin (1 MiB and 3 bytes of random data, so its last
 # sector is partial) and in/hello.txt; prints the sha256 of in/known.bin.
